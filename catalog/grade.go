@@ -1,0 +1,216 @@
+package catalog
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Observation is what a probe saw for one check: the state it reached and the evidence for it, or why it did not run.
+type Observation struct {
+	// State is one of the states Kinds lists for the check's kind; empty when the check did not run.
+	State string
+	// Evidence says what the peer did, in the user's terms ("tcp 445: open in 0.4 ms").
+	Evidence string
+	// Skipped, when set, says why the check did not run ("check not implemented yet", "no --ofm-port given").
+	Skipped string
+}
+
+// Facts is what a host's probes observed. The probe package implements it.
+type Facts interface {
+	// Observe returns the observation for one check.
+	Observe(Check) Observation
+	// Unreachable reports whether the host answered nothing at all.
+	Unreachable() bool
+}
+
+// Outcome is the result of grading one requirement.
+type Outcome string
+
+// The outcomes, from best to worst. Info is an advisory requirement that did not pass: reported, never counted.
+const (
+	Pass    Outcome = "pass"
+	Info    Outcome = "info"
+	Warn    Outcome = "warn"
+	Skipped Outcome = "skipped"
+	Fail    Outcome = "fail"
+)
+
+// HostGrade is a host's overall grade for one profile.
+type HostGrade string
+
+// The host grades, from best to worst. Incomplete means nothing failed, but a required check could not run, so the host
+// is not proven to pass. Unreachable means the host answered nothing at all.
+const (
+	GradePass        HostGrade = "pass"
+	GradeWarn        HostGrade = "warn"
+	GradeIncomplete  HostGrade = "incomplete"
+	GradeFail        HostGrade = "fail"
+	GradeUnreachable HostGrade = "unreachable"
+)
+
+// Passed reports whether the grade counts as passing (pass or warn).
+func (g HostGrade) Passed() bool { return g == GradePass || g == GradeWarn }
+
+// Result is one requirement's outcome for one host, with the evidence behind it and what to do about it.
+type Result struct {
+	Requirement string   `json:"requirement"`
+	Title       string   `json:"title"`
+	Severity    Severity `json:"severity"`
+	Outcome     Outcome  `json:"outcome"`
+	// Evidence is what the checks observed, one line per check.
+	Evidence []string `json:"evidence"`
+	// Reason says why the requirement was skipped.
+	Reason string `json:"reason,omitempty"`
+	Why    string `json:"why"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+// Grading is a host's grade for one profile and every requirement's result.
+type Grading struct {
+	Profile string    `json:"profile"`
+	Grade   HostGrade `json:"grade"`
+	Results []Result  `json:"results"`
+}
+
+// Reasons returns the titles of the requirements that failed, then those that warned, with their first evidence.
+func (g Grading) Reasons() []string {
+	var out []string
+	for _, want := range []Outcome{Fail, Warn, Skipped} {
+		for _, r := range g.Results {
+			if r.Outcome != want || (want == Skipped && r.Severity != Required) {
+				continue
+			}
+			s := r.Requirement
+			switch {
+			case r.Outcome == Skipped:
+				s += ": skipped, " + r.Reason
+			case len(r.Evidence) > 0:
+				s += ": " + r.Evidence[0]
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Grade grades a host's facts against a profile. Every requirement gets a result; the host's grade is the worst
+// outcome of its required and recommended requirements, or unreachable when the host answered nothing.
+func Grade(p Profile, facts Facts) Grading {
+	g := Grading{Profile: p.ID, Grade: GradePass, Results: make([]Result, 0, len(p.Requirements))}
+	for _, req := range p.Requirements {
+		r := gradeRequirement(req, facts)
+		g.Results = append(g.Results, r)
+		g.Grade = worse(g.Grade, hostEffect(req.Severity, r.Outcome))
+	}
+	if facts.Unreachable() {
+		g.Grade = GradeUnreachable
+	}
+	return g
+}
+
+func gradeRequirement(req Requirement, facts Facts) Result {
+	r := Result{Requirement: req.ID, Title: req.Title, Severity: req.Severity, Why: req.Why}
+	var pass, warn, fail, skipped int
+	var skipReasons []string
+	for _, c := range req.Checks {
+		o := facts.Observe(c)
+		if o.Skipped != "" || o.State == "" {
+			reason := o.Skipped
+			if reason == "" {
+				reason = "no observation"
+			}
+			skipped++
+			skipReasons = append(skipReasons, c.String()+": "+reason)
+			continue
+		}
+		ev := o.Evidence
+		if ev == "" {
+			ev = c.String() + ": " + o.State
+		}
+		r.Evidence = append(r.Evidence, ev)
+		switch {
+		case slices.Contains(c.Pass, o.State):
+			pass++
+		case slices.Contains(c.Warn, o.State):
+			warn++
+		default:
+			fail++
+		}
+	}
+	var out Outcome
+	if req.Match == MatchAny {
+		switch {
+		case pass > 0:
+			out = Pass
+		case warn > 0:
+			out = Warn
+		case skipped > 0:
+			out = Skipped
+		default:
+			out = Fail
+		}
+	} else {
+		switch {
+		case fail > 0:
+			out = Fail
+		case skipped > 0:
+			out = Skipped
+		case warn > 0:
+			out = Warn
+		default:
+			out = Pass
+		}
+	}
+	if out == Skipped {
+		r.Reason = strings.Join(skipReasons, "; ")
+	}
+	// The severity decides what a failure means: required fails, recommended warns, advisory informs.
+	switch {
+	case out == Fail && req.Severity == Recommended:
+		out = Warn
+	case (out == Fail || out == Warn) && req.Severity == Advisory:
+		out = Info
+	}
+	r.Outcome = out
+	if out == Fail || out == Warn || out == Info {
+		r.Fix = req.Fix
+	}
+	if r.Evidence == nil {
+		r.Evidence = []string{}
+	}
+	return r
+}
+
+// hostEffect is what a requirement's outcome does to the host's grade.
+func hostEffect(sev Severity, o Outcome) HostGrade {
+	switch o {
+	case Fail:
+		return GradeFail
+	case Warn:
+		return GradeWarn
+	case Skipped:
+		if sev == Required {
+			return GradeIncomplete
+		}
+	}
+	return GradePass
+}
+
+var gradeRank = map[HostGrade]int{GradePass: 0, GradeWarn: 1, GradeIncomplete: 2, GradeFail: 3, GradeUnreachable: 4}
+
+func worse(a, b HostGrade) HostGrade {
+	if gradeRank[b] > gradeRank[a] {
+		return b
+	}
+	return a
+}
+
+// ParseGrade checks a grade name from a report.
+func ParseGrade(s string) (HostGrade, error) {
+	g := HostGrade(s)
+	if _, ok := gradeRank[g]; !ok {
+		return "", fmt.Errorf("unknown grade %q", s)
+	}
+	return g, nil
+}

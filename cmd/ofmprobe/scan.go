@@ -1,0 +1,385 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/ofmprobe/ofmprobe/catalog"
+	"github.com/ofmprobe/ofmprobe/probe"
+	"github.com/ofmprobe/ofmprobe/report"
+)
+
+// maxTargetsWithoutFlag is the largest target set scanned without --allow-large.
+const maxTargetsWithoutFlag = 65536
+
+// scanOptions is everything the scan command was asked to do.
+type scanOptions struct {
+	targets      []string
+	targetsFile  string
+	exclude      []string
+	excludeFile  string
+	allowLarge   bool
+	profiles     []string
+	catalogFile  string
+	format       string
+	output       string
+	ports        string
+	ofmPort      int
+	timeout      time.Duration
+	retries      int
+	concurrency  int
+	perHost      int
+	debug        bool
+	stdoutIsTerm bool
+}
+
+func scanCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "scan",
+		Usage:     "probe targets and grade them against the OFM profiles",
+		ArgsUsage: "TARGET...",
+		Description: "TARGET is an address (198.18.0.10, 2001:db8::10), a CIDR prefix (198.18.0.0/24), a range\n" +
+			"(198.18.0.10-20 or 198.18.0.10-198.18.1.5), an octet range (198.18.0-3.1-254, lists like 1,5,7-9, * for\n" +
+			"0-255) or a host name (every address it resolves to). Each address is probed once.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "targets-file", Aliases: []string{"iL"}, Usage: "read targets from `FILE`, one per line, # comments (- for stdin)"},
+			&cli.StringSliceFlag{Name: "exclude", Usage: "leave out these `TARGETS` (repeatable, or comma-separated)"},
+			&cli.StringFlag{Name: "exclude-file", Usage: "leave out the targets listed in `FILE`"},
+			&cli.BoolFlag{Name: "allow-large", Usage: fmt.Sprintf("allow more than %d targets", maxTargetsWithoutFlag)},
+			&cli.StringSliceFlag{Name: "profile", Usage: "grade against this `PROFILE` (repeatable; default: every profile in the catalog)"},
+			&cli.StringFlag{Name: "catalog", Usage: "use a custom catalog `FILE` instead of the built-in one"},
+			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "report `FORMAT`: " + strings.Join(report.FormatNames(), ", ") + " (default: table on a terminal, else ndjson)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the report to `FILE` instead of stdout"},
+			&cli.StringFlag{Name: "ports", Usage: "TCP `PORTS` to probe: a list like 445,139 narrows the catalog's ports, +8080 adds to them"},
+			&cli.IntFlag{Name: "ofm-port", Usage: "the OFM 9.1+ service's TCP `PORT`, if known (graded by ofm-9.1)"},
+			&cli.DurationFlag{Name: "timeout", Value: 1500 * time.Millisecond, Usage: "wait this `DURATION` for each connect attempt"},
+			&cli.IntFlag{Name: "retries", Value: 1, Usage: "try a silent port `N` more times before calling it filtered"},
+			&cli.IntFlag{Name: "concurrency", Value: 1024, Usage: "`N` sockets in flight across the scan (kept below the open-file limit)"},
+			&cli.IntFlag{Name: "per-host", Value: 4, Usage: "`N` probes in flight to any one host"},
+			&cli.BoolFlag{Name: "debug", Usage: "print internal errors with their stacks on stderr"},
+		},
+		Action: func(c *cli.Context) error {
+			opts := scanOptions{
+				targets:      c.Args().Slice(),
+				targetsFile:  c.String("targets-file"),
+				exclude:      c.StringSlice("exclude"),
+				excludeFile:  c.String("exclude-file"),
+				allowLarge:   c.Bool("allow-large"),
+				profiles:     c.StringSlice("profile"),
+				catalogFile:  c.String("catalog"),
+				format:       c.String("format"),
+				output:       c.String("output"),
+				ports:        c.String("ports"),
+				ofmPort:      c.Int("ofm-port"),
+				timeout:      c.Duration("timeout"),
+				retries:      c.Int("retries"),
+				concurrency:  c.Int("concurrency"),
+				perHost:      c.Int("per-host"),
+				debug:        c.Bool("debug"),
+				stdoutIsTerm: isTerminal(c.App.Writer),
+			}
+			return runScan(c.Context, opts, c.App.Reader, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// runScan parses the targets, runs the scan, writes the report and returns the exit status as an error.
+func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, stderr io.Writer) error {
+	cat, err := loadCatalog(opts.catalogFile)
+	if err != nil {
+		return err
+	}
+	profiles, err := selectProfiles(cat, opts.profiles)
+	if err != nil {
+		return err
+	}
+	ports, err := parsePorts(opts.ports, catalog.TCPPorts(profiles))
+	if err != nil {
+		return err
+	}
+	if opts.format == "" {
+		opts.format = "ndjson"
+		if opts.stdoutIsTerm && opts.output == "" {
+			opts.format = "table"
+		}
+	}
+	if _, ok := report.Formats[opts.format]; !ok {
+		return usageErrorf("unknown format %q (want %s)", opts.format, strings.Join(report.FormatNames(), ", "))
+	}
+	targets, err := parseTargets(ctx, opts, stdin)
+	if err != nil {
+		return err
+	}
+	if n := targets.CountUpTo(maxTargetsWithoutFlag); n == 0 {
+		return usageErrorf("no targets left to scan after exclusions")
+	} else if n > maxTargetsWithoutFlag && !opts.allowLarge {
+		return usageErrorf("more than %d targets (at most %d addresses given); add --allow-large to scan them all", maxTargetsWithoutFlag, targets.UpperBound())
+	}
+
+	budget := opts.concurrency
+	if limit, err := probe.RaiseFileLimit(); err != nil {
+		fmt.Fprintf(stderr, "ofmprobe: warning: %v\n", err)
+	} else if b := probe.SocketBudget(opts.concurrency, limit); b < opts.concurrency {
+		fmt.Fprintf(stderr, "ofmprobe: concurrency lowered from %d to %d: the open-file limit is %d\n", opts.concurrency, b, limit)
+		budget = b
+	}
+	scanner, err := probe.NewScanner(probe.Options{
+		Ports: ports, Timeout: opts.timeout, Retries: opts.retries, Concurrency: budget, PerHost: opts.perHost, OFMPort: opts.ofmPort,
+	})
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+
+	out, finish, err := openOutput(opts, stdout)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	w, _ := report.New(opts.format, out)
+	run := report.Run{
+		Tool: "ofmprobe", Version: version, Started: time.Now().UTC(), Profiles: profileIDs(profiles),
+		Options: report.RunOptions{
+			Ports: ports, TimeoutMS: float64(opts.timeout) / float64(time.Millisecond), Retries: opts.retries,
+			Concurrency: budget, PerHost: opts.perHost, OFMPort: opts.ofmPort,
+		},
+	}
+	if err := w.Begin(run); err != nil {
+		finish(false)
+		return fmt.Errorf("write report: %w", err)
+	}
+
+	// The first Ctrl-C stops new hosts and lets those in flight finish within their timeouts; the second aborts.
+	abortCtx, abort := context.WithCancel(ctx)
+	defer abort()
+	interrupted := watchSignals(abortCtx, scanner, abort, stderr, opts)
+
+	var sum report.Summary
+	var writeErr error
+	stats := scanner.Run(abortCtx, targets.All(), func(h *probe.Host) {
+		gradings := make([]catalog.Grading, len(profiles))
+		for i, p := range profiles {
+			gradings[i] = catalog.Grade(p, h)
+		}
+		rec := report.NewHostRecord(h, gradings)
+		sum.Add(rec)
+		if h.Status == probe.HostInternal && opts.debug {
+			fmt.Fprintf(stderr, "ofmprobe: internal error probing %s: %s\n%s\n", h.Addr, h.Error, h.Stack)
+		}
+		if writeErr == nil {
+			if writeErr = w.Host(rec); writeErr != nil {
+				scanner.Stop()
+			}
+		}
+	})
+	run.Finished = time.Now().UTC()
+	run.Interrupted = interrupted.Load() || stats.Stopped
+	if writeErr == nil {
+		writeErr = w.End(run, sum)
+	}
+	if err := finish(writeErr == nil); writeErr == nil && err != nil {
+		writeErr = err
+	}
+	switch {
+	case writeErr != nil:
+		return &exitError{code: exitFail, err: fmt.Errorf("write report: %w", writeErr)}
+	case run.Interrupted:
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: wrote the %d hosts finished so far", sum.Hosts)}
+	case !sum.AllPassed():
+		return &exitError{code: exitFail}
+	}
+	return nil
+}
+
+// watchSignals stops the scanner on the first SIGINT or SIGTERM and aborts it on the second.
+func watchSignals(ctx context.Context, s *probe.Scanner, abort context.CancelFunc, stderr io.Writer, opts scanOptions) *atomic.Bool {
+	var interrupted atomic.Bool
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		defer signal.Stop(sigs)
+		select {
+		case <-sigs:
+		case <-ctx.Done():
+			return
+		}
+		interrupted.Store(true)
+		wait := opts.timeout * time.Duration(opts.retries+1)
+		fmt.Fprintf(stderr, "ofmprobe: interrupted: finishing the hosts in flight (about %s); Ctrl-C again to stop now\n", wait)
+		s.Stop()
+		select {
+		case <-sigs:
+			fmt.Fprintln(stderr, "ofmprobe: stopping now")
+			abort()
+		case <-ctx.Done():
+		}
+	}()
+	return &interrupted
+}
+
+// openOutput returns where the report goes and a function that finishes it: for a file in a whole-document format, a
+// temporary file renamed into place only when the report is complete; for ndjson, the file itself, written as hosts
+// finish.
+func openOutput(opts scanOptions, stdout io.Writer) (io.Writer, func(ok bool) error, error) {
+	if opts.output == "" || opts.output == "-" {
+		return stdout, func(bool) error { return nil }, nil
+	}
+	if report.Formats[opts.format] {
+		f, err := os.Create(opts.output)
+		if err != nil {
+			return nil, nil, fmt.Errorf("create output: %w", err)
+		}
+		return f, func(bool) error { return f.Close() }, nil
+	}
+	f, err := report.CreateAtomic(opts.output)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func(ok bool) error {
+		if !ok {
+			f.Abort()
+			return nil
+		}
+		return f.Commit()
+	}, nil
+}
+
+func selectProfiles(cat *catalog.Catalog, ids []string) ([]catalog.Profile, error) {
+	if len(ids) == 0 {
+		return cat.Profiles, nil
+	}
+	var out []catalog.Profile
+	for _, id := range splitList(ids) {
+		p, ok := cat.Profile(id)
+		if !ok {
+			return nil, usageErrorf("unknown profile %q (the catalog has %s)", id, strings.Join(cat.ProfileIDs(), ", "))
+		}
+		if !slices.ContainsFunc(out, func(q catalog.Profile) bool { return q.ID == id }) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func profileIDs(ps []catalog.Profile) []string {
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ID
+	}
+	return ids
+}
+
+// splitList flattens repeated and comma-separated flag values.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// parsePorts applies --ports to the catalog's TCP ports: a plain list (with ranges like 1-1024) replaces them, a list
+// of +PORT entries adds to them.
+func parsePorts(spec string, catalogPorts []int) ([]int, error) {
+	if strings.TrimSpace(spec) == "" {
+		return catalogPorts, nil
+	}
+	var ports []int
+	adds, plain := 0, 0
+	for _, item := range strings.Split(spec, ",") {
+		item = strings.TrimSpace(item)
+		if strings.HasPrefix(item, "+") {
+			adds++
+			item = item[1:]
+		} else {
+			plain++
+		}
+		lo, hi, isRange := strings.Cut(item, "-")
+		if !isRange {
+			hi = lo
+		}
+		a, errA := strconv.Atoi(lo)
+		b, errB := strconv.Atoi(hi)
+		if errA != nil || errB != nil || a < 1 || b > 65535 || b < a {
+			return nil, usageErrorf("bad --ports entry %q: want a port or range within 1-65535", item)
+		}
+		for p := a; p <= b; p++ {
+			ports = append(ports, p)
+		}
+	}
+	if adds > 0 && plain > 0 {
+		return nil, usageErrorf("bad --ports %q: either list the ports to probe, or +PORT entries to add, not both", spec)
+	}
+	if adds > 0 {
+		ports = append(ports, catalogPorts...)
+	}
+	slices.Sort(ports)
+	return slices.Compact(ports), nil
+}
+
+// parseTargets builds the target set from the arguments, the targets file and the exclusions.
+func parseTargets(ctx context.Context, opts scanOptions, stdin io.Reader) (*probe.TargetSet, error) {
+	var p probe.TargetParser
+	set := &probe.TargetSet{}
+	if err := p.Include(ctx, set, opts.targets...); err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	if opts.targetsFile != "" {
+		if err := readTargetFile(ctx, &p, opts.targetsFile, stdin, p.Include, set); err != nil {
+			return nil, err
+		}
+	}
+	if set.Empty() {
+		return nil, usageErrorf("no targets given (name them as arguments or with --targets-file)")
+	}
+	if err := p.Exclude(ctx, set, splitList(opts.exclude)...); err != nil {
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("--exclude: %w", err)}
+	}
+	if opts.excludeFile != "" {
+		if err := readTargetFile(ctx, &p, opts.excludeFile, stdin, p.Exclude, set); err != nil {
+			return nil, err
+		}
+	}
+	return set, nil
+}
+
+func readTargetFile(ctx context.Context, p *probe.TargetParser, path string, stdin io.Reader,
+	add func(context.Context, *probe.TargetSet, ...string) error, set *probe.TargetSet) error {
+	r, name := stdin, "stdin"
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return usageErrorf("targets file %s: %v", path, err)
+		}
+		defer f.Close()
+		r, name = f, path
+	}
+	if err := p.ReadFile(ctx, r, name, add, set); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	return nil
+}

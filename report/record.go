@@ -1,0 +1,151 @@
+// Package report writes scan results: one writer per format, each writing to an io.Writer. Hosts arrive as they finish;
+// streaming formats write them at once, whole-document formats sort them and write at the end.
+package report
+
+import (
+	"cmp"
+	"math"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/ofmprobe/ofmprobe/catalog"
+	"github.com/ofmprobe/ofmprobe/probe"
+)
+
+// SchemaVersion is the version of the JSON and NDJSON report schema. It changes when a field is removed or changes
+// meaning; added fields keep the version.
+const SchemaVersion = 1
+
+// Run describes one scan: who ran it, when, and with which settings. It never holds credentials.
+type Run struct {
+	Tool        string     `json:"tool"`
+	Version     string     `json:"version"`
+	Started     time.Time  `json:"started"`
+	Finished    time.Time  `json:"finished,omitzero"`
+	Profiles    []string   `json:"profiles"`
+	Options     RunOptions `json:"options"`
+	Interrupted bool       `json:"interrupted"`
+}
+
+// RunOptions are the scan settings a report records.
+type RunOptions struct {
+	Ports       []int   `json:"ports"`
+	TimeoutMS   float64 `json:"timeout_ms"`
+	Retries     int     `json:"retries"`
+	Concurrency int     `json:"concurrency"`
+	PerHost     int     `json:"per_host"`
+	OFMPort     int     `json:"ofm_port,omitempty"`
+}
+
+// HostRecord is one host in a report: what the probes saw and the grade per profile.
+type HostRecord struct {
+	Address    string            `json:"address"`
+	Name       string            `json:"name,omitempty"`
+	Status     string            `json:"status"`
+	Error      string            `json:"error,omitempty"`
+	Started    time.Time         `json:"started"`
+	DurationMS float64           `json:"duration_ms"`
+	Ports      []PortRecord      `json:"ports"`
+	Profiles   []catalog.Grading `json:"profiles"`
+}
+
+// PortRecord is one port's state in a report.
+type PortRecord struct {
+	Port     int     `json:"port"`
+	Protocol string  `json:"protocol"`
+	State    string  `json:"state"`
+	RTTMS    float64 `json:"rtt_ms,omitempty"`
+	Attempts int     `json:"attempts"`
+	Evidence string  `json:"evidence"`
+}
+
+// NewHostRecord builds a host's report record from its facts and gradings.
+func NewHostRecord(h *probe.Host, gradings []catalog.Grading) HostRecord {
+	rec := HostRecord{
+		Address:    h.Addr.String(),
+		Name:       h.Name,
+		Status:     h.Status,
+		Error:      h.Error,
+		Started:    h.Started.UTC(),
+		DurationMS: millis(h.Duration),
+		Ports:      make([]PortRecord, 0, len(h.Ports)),
+		Profiles:   gradings,
+	}
+	for _, p := range h.Ports {
+		rec.Ports = append(rec.Ports, PortRecord{
+			Port: p.Port, Protocol: p.Protocol, State: p.State, RTTMS: millis(p.RTT), Attempts: p.Attempts, Evidence: p.Evidence,
+		})
+	}
+	return rec
+}
+
+// millis is a duration in milliseconds, rounded to microseconds so reports stay readable.
+func millis(d time.Duration) float64 {
+	return math.Round(float64(d)/float64(time.Microsecond)) / 1000
+}
+
+// Grade returns the host's grade for a profile, or "" if it was not graded against it.
+func (r HostRecord) Grade(profile string) catalog.HostGrade {
+	for _, g := range r.Profiles {
+		if g.Profile == profile {
+			return g.Grade
+		}
+	}
+	return ""
+}
+
+// Summary counts hosts per grade for every profile.
+type Summary struct {
+	Hosts int `json:"hosts"`
+	// Grades maps a profile to the number of hosts per grade.
+	Grades map[string]map[catalog.HostGrade]int `json:"grades"`
+	// Internal counts hosts whose probes failed inside ofmprobe.
+	Internal int `json:"internal"`
+}
+
+// Add counts one host.
+func (s *Summary) Add(r HostRecord) {
+	if s.Grades == nil {
+		s.Grades = map[string]map[catalog.HostGrade]int{}
+	}
+	s.Hosts++
+	if r.Status == probe.HostInternal {
+		s.Internal++
+	}
+	for _, g := range r.Profiles {
+		if s.Grades[g.Profile] == nil {
+			s.Grades[g.Profile] = map[catalog.HostGrade]int{}
+		}
+		s.Grades[g.Profile][g.Grade]++
+	}
+}
+
+// AllPassed reports whether every host passed every profile (pass or warn) and none failed internally.
+func (s *Summary) AllPassed() bool {
+	if s.Internal > 0 {
+		return false
+	}
+	for _, counts := range s.Grades {
+		for g, n := range counts {
+			if n > 0 && !g.Passed() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// sortRecords orders hosts by address, then name.
+func sortRecords(recs []HostRecord) {
+	slices.SortFunc(recs, func(a, b HostRecord) int {
+		pa, errA := netip.ParseAddr(a.Address)
+		pb, errB := netip.ParseAddr(b.Address)
+		if errA == nil && errB == nil {
+			if c := pa.Compare(pb); c != 0 {
+				return c
+			}
+		}
+		return cmp.Or(cmp.Compare(a.Address, b.Address), cmp.Compare(a.Name, b.Name))
+	})
+}

@@ -1,0 +1,230 @@
+package report
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ofmprobe/ofmprobe/catalog"
+	"github.com/ofmprobe/ofmprobe/probe"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// clock is the fixed time of the golden reports.
+var clock = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func port(p int, state string, rtt time.Duration, attempts int, evidence string) probe.PortResult {
+	return probe.PortResult{Port: p, Protocol: "tcp", State: state, RTT: rtt, Attempts: attempts, Evidence: evidence}
+}
+
+// fixtureHosts are lab-like hosts, given out of order: writers must sort them.
+func fixtureHosts() []*probe.Host {
+	ms := time.Millisecond
+	return []*probe.Host{
+		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.11")}, Status: probe.HostUp, Started: clock.Add(2 * ms), Duration: 3 * time.Second,
+			Ports: []probe.PortResult{
+				port(53, "closed", 300*time.Microsecond, 1, "tcp 53: closed, connection refused in 0.30 ms"),
+				port(135, "closed", 280*time.Microsecond, 1, "tcp 135: closed, connection refused in 0.28 ms"),
+				port(139, "filtered", 0, 2, "tcp 139: filtered, no answer to 2 attempts of 1.5s"),
+				port(445, "open", 410*time.Microsecond, 1, "tcp 445: open, connected in 0.41 ms"),
+			}},
+		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.10"), Name: "ofm90.lab"}, Status: probe.HostUp, Started: clock.Add(ms), Duration: 2 * ms,
+			Ports: []probe.PortResult{
+				port(53, "open", 350*time.Microsecond, 1, "tcp 53: open, connected in 0.35 ms"),
+				port(135, "open", 330*time.Microsecond, 1, "tcp 135: open, connected in 0.33 ms"),
+				port(139, "open", 390*time.Microsecond, 1, "tcp 139: open, connected in 0.39 ms"),
+				port(445, "open", 400*time.Microsecond, 1, "tcp 445: open, connected in 0.40 ms"),
+			}},
+		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.17")}, Status: probe.HostUnreachable, Started: clock.Add(3 * ms), Duration: 3100 * ms,
+			Ports: []probe.PortResult{
+				port(53, "unreachable", 3050*ms, 1, "tcp 53: unreachable, no route to host after 3.05 s"),
+				port(135, "unreachable", 3050*ms, 1, "tcp 135: unreachable, no route to host after 3.05 s"),
+				port(139, "unreachable", 3050*ms, 1, "tcp 139: unreachable, no route to host after 3.05 s"),
+				port(445, "unreachable", 3050*ms, 1, "tcp 445: unreachable, no route to host after 3.05 s"),
+			}},
+		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.12")}, Status: probe.HostUp, Started: clock.Add(4 * ms), Duration: 3 * time.Second,
+			Ports: []probe.PortResult{
+				port(53, "closed", 300*time.Microsecond, 1, "tcp 53: closed, connection refused in 0.30 ms"),
+				port(135, "closed", 300*time.Microsecond, 1, "tcp 135: closed, connection refused in 0.30 ms"),
+				port(139, "open", 300*time.Microsecond, 1, "tcp 139: open, connected in 0.30 ms"),
+				port(445, "filtered", 0, 2, "tcp 445: filtered, no answer to 2 attempts of 1.5s"),
+			}},
+		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.99")}, Status: probe.HostInternal, Started: clock.Add(5 * ms), Error: "panic: injected fault"},
+	}
+}
+
+func fixtureRun() Run {
+	return Run{
+		Tool: "ofmprobe", Version: "test", Started: clock, Finished: clock.Add(3200 * time.Millisecond),
+		Profiles: []string{"ofm-9.0", "ofm-9.1"},
+		Options:  RunOptions{Ports: []int{53, 135, 139, 445}, TimeoutMS: 1500, Retries: 1, Concurrency: 1024, PerHost: 4},
+	}
+}
+
+// render writes the fixture through a format's writer.
+func render(t *testing.T, format string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := New(format, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := fixtureRun()
+	cat := catalog.Builtin()
+	if err := w.Begin(run); err != nil {
+		t.Fatal(err)
+	}
+	var sum Summary
+	for _, h := range fixtureHosts() {
+		var gradings []catalog.Grading
+		for _, p := range cat.Profiles {
+			gradings = append(gradings, catalog.Grade(p, h))
+		}
+		rec := NewHostRecord(h, gradings)
+		sum.Add(rec)
+		if err := w.Host(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.End(run, sum); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./report -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test ./report -update rewrites it):\n%s", name, got)
+	}
+}
+
+func TestTableGolden(t *testing.T) {
+	out := render(t, "table")
+	golden(t, "report.table.golden", out)
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 1+5+1 {
+		t.Fatalf("table has %d lines, want header, 5 hosts and a summary", len(lines))
+	}
+	for i, addr := range []string{"198.18.0.10", "198.18.0.11", "198.18.0.12", "198.18.0.17", "198.18.0.99"} {
+		if f := strings.Fields(lines[1+i]); f[0] != addr {
+			t.Errorf("row %d is %s, want %s (rows sorted by address)", i+1, f[0], addr)
+		}
+	}
+}
+
+func TestJSONGolden(t *testing.T) {
+	out := render(t, "json")
+	golden(t, "report.json.golden", out)
+	var doc Document
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatalf("the JSON report does not parse back: %v", err)
+	}
+	if doc.Schema != SchemaVersion || len(doc.Hosts) != 5 || doc.Summary.Hosts != 5 {
+		t.Fatalf("schema %d, %d hosts, summary %d", doc.Schema, len(doc.Hosts), doc.Summary.Hosts)
+	}
+	byAddr := map[string]HostRecord{}
+	for _, h := range doc.Hosts {
+		byAddr[h.Address] = h
+	}
+	wantGrades := map[string][2]catalog.HostGrade{
+		// NetBIOS open is only a warning for 9.1, but the share is not checked yet: not proven, so incomplete.
+		"198.18.0.10": {catalog.GradeIncomplete, catalog.GradeIncomplete},
+		"198.18.0.11": {catalog.GradeIncomplete, catalog.GradeIncomplete},
+		"198.18.0.12": {catalog.GradeIncomplete, catalog.GradeFail},
+		"198.18.0.17": {catalog.GradeUnreachable, catalog.GradeUnreachable},
+	}
+	for addr, want := range wantGrades {
+		h := byAddr[addr]
+		if got := [2]catalog.HostGrade{h.Grade("ofm-9.0"), h.Grade("ofm-9.1")}; got != want {
+			t.Errorf("%s grades %v, want %v", addr, got, want)
+		}
+	}
+	if got := doc.Summary.Grades["ofm-9.1"][catalog.GradeFail]; got != 1 {
+		t.Errorf("summary: %d hosts fail ofm-9.1, want 1", got)
+	}
+	if doc.Summary.Internal != 1 {
+		t.Errorf("summary: %d internal, want 1", doc.Summary.Internal)
+	}
+}
+
+func TestNDJSONGolden(t *testing.T) {
+	out := render(t, "ndjson")
+	golden(t, "report.ndjson.golden", out)
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	var types []string
+	var order []string
+	for sc.Scan() {
+		var l ndjsonLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("line %q does not parse: %v", sc.Text(), err)
+		}
+		if l.Schema != SchemaVersion {
+			t.Errorf("line without schema version: %s", sc.Text())
+		}
+		types = append(types, l.Type)
+		if l.Host != nil {
+			order = append(order, l.Host.Address)
+		}
+	}
+	if want := []string{"run", "host", "host", "host", "host", "host", "summary"}; !reflect.DeepEqual(types, want) {
+		t.Errorf("line types %q, want %q", types, want)
+	}
+	// NDJSON streams hosts in the order they finish, unsorted.
+	if want := []string{"198.18.0.11", "198.18.0.10", "198.18.0.17", "198.18.0.12", "198.18.0.99"}; !reflect.DeepEqual(order, want) {
+		t.Errorf("host order %q, want completion order %q", order, want)
+	}
+}
+
+func TestAtomicFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "report.json")
+	if err := os.WriteFile(path, []byte("old report"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := CreateAtomic(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("half a rep")
+	if b, _ := os.ReadFile(path); string(b) != "old report" {
+		t.Fatalf("the target changed before Commit: %q", b)
+	}
+	f.Abort()
+	if b, _ := os.ReadFile(path); string(b) != "old report" {
+		t.Fatalf("Abort changed the target: %q", b)
+	}
+	f, _ = CreateAtomic(path)
+	f.WriteString("new report")
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "new report" {
+		t.Fatalf("after Commit: %q", b)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("temporary files left behind: %v", entries)
+	}
+}
