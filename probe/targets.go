@@ -109,6 +109,9 @@ func (p *TargetParser) parse(ctx context.Context, expr string) (spec, error) {
 	if looksNumeric(expr) {
 		return parseIPv4Pattern(expr)
 	}
+	if looksLikeIPv4(expr) {
+		return nil, errors.New("not an IPv4 address, range or octet pattern")
+	}
 	return p.resolve(ctx, expr)
 }
 
@@ -116,6 +119,21 @@ func (p *TargetParser) parse(ctx context.Context, expr string) (spec, error) {
 func looksNumeric(expr string) bool {
 	for _, r := range expr {
 		if !strings.ContainsRune("0123456789.-,*", r) {
+			return false
+		}
+	}
+	return true
+}
+
+// looksLikeIPv4 reports whether expr starts like an IPv4 address (three numeric labels), such as the typo
+// 198.18.0.x: no host name looks like that, so it is reported as a bad address rather than sent to a resolver.
+func looksLikeIPv4(expr string) bool {
+	labels := strings.Split(expr, ".")
+	if len(labels) < 4 {
+		return false
+	}
+	for _, l := range labels[:3] {
+		if l == "" || !looksNumeric(l) {
 			return false
 		}
 	}

@@ -92,6 +92,8 @@ func TestTargetsParseErrors(t *testing.T) {
 		{"198.18.0.0001", `bad target "198.18.0.0001": octet 4: "0001" is not a number from 0 to 255`},
 		{"no-such-host.lab", `bad target "no-such-host.lab": cannot resolve: no such host in the test table`},
 		{"bad host", `bad target "bad host": not an address, range or host name`},
+		{"198.18.0.x", `bad target "198.18.0.x": not an IPv4 address, range or octet pattern`},
+		{"198.18.0.1a", `bad target "198.18.0.1a": not an IPv4 address, range or octet pattern`},
 	}
 	for _, tc := range tests {
 		_, err := p.Parse(context.Background(), tc.expr)

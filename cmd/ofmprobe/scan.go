@@ -22,6 +22,9 @@ import (
 	"github.com/ofmprobe/ofmprobe/report"
 )
 
+// resolver resolves target host names; nil is the system resolver. Tests replace it so that nothing leaves the machine.
+var resolver probe.Resolver
+
 // maxTargetsWithoutFlag is the largest target set scanned without --allow-large.
 const maxTargetsWithoutFlag = 65536
 
@@ -339,7 +342,7 @@ func parsePorts(spec string, catalogPorts []int) ([]int, error) {
 
 // parseTargets builds the target set from the arguments, the targets file and the exclusions.
 func parseTargets(ctx context.Context, opts scanOptions, stdin io.Reader) (*probe.TargetSet, error) {
-	var p probe.TargetParser
+	p := probe.TargetParser{Resolver: resolver}
 	set := &probe.TargetSet{}
 	if err := p.Include(ctx, set, opts.targets...); err != nil {
 		return nil, &exitError{code: exitUsage, err: err}

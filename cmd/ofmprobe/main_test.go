@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ofmprobe/ofmprobe/report"
+)
+
+// noResolver refuses every look-up: the CLI tests must never send a DNS query off the machine.
+type noResolver struct{}
+
+func (noResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	return nil, fmt.Errorf("test resolver: no look-ups allowed (%s)", host)
+}
+
+func TestMain(m *testing.M) {
+	resolver = noResolver{}
+	os.Exit(m.Run())
+}
+
+func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(append([]string{"ofmprobe"}, args...), strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestBadInputIsOneLineAndExit2(t *testing.T) {
+	dir := t.TempDir()
+	targets := filepath.Join(dir, "targets.txt")
+	os.WriteFile(targets, []byte("# lab\n127.0.0.1\n127.0.0.256\n"), 0o644)
+	badCatalog := filepath.Join(dir, "catalog.json")
+	os.WriteFile(badCatalog, []byte(`{"version": 1, "ports": [], "profiles": [], "extra": 1}`), 0o644)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"scan"}, "ofmprobe: no targets given (name them as arguments or with --targets-file)"},
+		{[]string{"scan", "127.0.0.256"}, `ofmprobe: bad target "127.0.0.256": octet 4: "256" is not a number from 0 to 255`},
+		{[]string{"scan", "--targets-file", targets}, fmt.Sprintf(`ofmprobe: %s:3: bad target "127.0.0.256": octet 4: "256" is not a number from 0 to 255`, targets)},
+		{[]string{"scan", "--targets-file", filepath.Join(dir, "missing.txt")}, fmt.Sprintf("ofmprobe: targets file %s: no such file or directory", filepath.Join(dir, "missing.txt"))},
+		{[]string{"scan", "--exclude", "127.0.0.x", "127.0.0.1"}, `ofmprobe: --exclude: bad target "127.0.0.x": not an IPv4 address, range or octet pattern`},
+		{[]string{"scan", "127.0.0.1", "--exclude", "127.0.0.0/8"}, "ofmprobe: no targets left to scan after exclusions"},
+		{[]string{"scan", "127.0.0.0/15"}, "ofmprobe: more than 65536 targets (at most 131072 addresses given); add --allow-large to scan them all"},
+		{[]string{"scan", "--profile", "ofm-8", "127.0.0.1"}, `ofmprobe: unknown profile "ofm-8" (the catalog has ofm-9.0, ofm-9.1)`},
+		{[]string{"scan", "--format", "xml", "127.0.0.1"}, `ofmprobe: unknown format "xml" (want json, ndjson, table)`},
+		{[]string{"scan", "--ports", "0", "127.0.0.1"}, `ofmprobe: bad --ports entry "0": want a port or range within 1-65535`},
+		{[]string{"scan", "--ports", "445,+80", "127.0.0.1"}, `ofmprobe: bad --ports "445,+80": either list the ports to probe, or +PORT entries to add, not both`},
+		{[]string{"scan", "--timeout", "-1s", "127.0.0.1"}, "ofmprobe: timeout -1s must be positive"},
+		{[]string{"scan", "--retries", "99", "127.0.0.1"}, "ofmprobe: retries 99 must be from 0 to 10"},
+		{[]string{"scan", "--concurrency", "0", "127.0.0.1"}, "ofmprobe: concurrency 0 must be at least 1"},
+		{[]string{"scan", "--timeout", "soon", "127.0.0.1"}, `ofmprobe: invalid value "soon" for flag -timeout: parse error`},
+		{[]string{"scan", "--no-such-flag", "127.0.0.1"}, "ofmprobe: flag provided but not defined: -no-such-flag"},
+		{[]string{"scan", "--catalog", badCatalog, "127.0.0.1"}, fmt.Sprintf(`ofmprobe: catalog %s: invalid JSON: json: unknown field "extra"`, badCatalog)},
+		{[]string{"scan", "ofm90.example"}, `ofmprobe: bad target "ofm90.example": cannot resolve: test resolver: no look-ups allowed (ofm90.example)`},
+		{[]string{"catalog", "--format", "yaml"}, `ofmprobe: unknown catalog format "yaml" (want table or json)`},
+	}
+	for _, tc := range tests {
+		code, stdout, stderr := runCLI(t, "", tc.args...)
+		if code != exitUsage {
+			t.Errorf("%q: exit %d, want 2", tc.args, code)
+		}
+		if got := strings.TrimSuffix(stderr, "\n"); got != tc.want {
+			t.Errorf("%q:\n got stderr %q\nwant        %q", tc.args, got, tc.want)
+		}
+		if stdout != "" && !strings.Contains(tc.want, "flag") {
+			t.Errorf("%q: wrote to stdout on bad input: %q", tc.args, stdout)
+		}
+	}
+}
+
+func TestHoistFlags(t *testing.T) {
+	app := newApp(nil, nil, nil)
+	tests := []struct{ in, want []string }{
+		{[]string{"ofmprobe", "scan", "198.18.0.0/24", "-f", "json", "--debug", "198.18.1.1", "--ports=445"},
+			[]string{"ofmprobe", "scan", "-f", "json", "--debug", "--ports=445", "198.18.0.0/24", "198.18.1.1"}},
+		{[]string{"ofmprobe", "scan", "198.18.0.1", "--", "--format"}, []string{"ofmprobe", "scan", "198.18.0.1", "--", "--format"}},
+		{[]string{"ofmprobe", "scan", "--targets-file", "-", "--exclude", "198.18.0.1"}, []string{"ofmprobe", "scan", "--targets-file", "-", "--exclude", "198.18.0.1"}},
+		{[]string{"ofmprobe", "catalog", "--format", "json"}, []string{"ofmprobe", "catalog", "--format", "json"}},
+	}
+	for _, tc := range tests {
+		if got := hoistFlags(app, tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("hoistFlags(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestCatalogCommand(t *testing.T) {
+	code, out, _ := runCLI(t, "", "catalog", "--format", "json")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	var cat struct {
+		Profiles []struct{ ID string } `json:"profiles"`
+	}
+	if err := json.Unmarshal([]byte(out), &cat); err != nil || len(cat.Profiles) != 2 {
+		t.Fatalf("catalog JSON: %v, %+v", err, cat)
+	}
+	code, out, _ = runCLI(t, "", "catalog")
+	if code != 0 || !strings.Contains(out, "smb-transport        required     tcp 445 or nbss 139") && !strings.Contains(out, "smb-transport") {
+		t.Errorf("catalog table: exit %d\n%s", code, out)
+	}
+}
+
+// TestScanLoopback scans a loopback port that accepts, from a targets file on stdin, and checks the NDJSON stream and
+// the exit code: the host cannot pass (its SMB and share checks are not proven), so the exit is 1.
+func TestScanLoopback(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	code, out, stderr := runCLI(t, "127.0.0.1\n127.0.0.1 # twice, probed once\n", "scan", "--targets-file", "-", "--ports", fmt.Sprint(port), "--timeout", "500ms")
+	if code != exitFail {
+		t.Fatalf("exit %d, want 1; stderr %s", code, stderr)
+	}
+	var hosts []report.HostRecord
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		var l struct {
+			Schema int                `json:"schema"`
+			Type   string             `json:"type"`
+			Host   *report.HostRecord `json:"host"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.Host != nil {
+			hosts = append(hosts, *l.Host)
+		}
+	}
+	if len(hosts) != 1 || len(hosts[0].Ports) != 1 || hosts[0].Ports[0].State != "open" || hosts[0].Grade("ofm-9.1") != "incomplete" {
+		t.Fatalf("hosts: %+v", hosts)
+	}
+}
+
+// TestInterruptKeepsResults sends SIGINT to a real ofmprobe process in the middle of a scan of silent loopback ports:
+// it must stop starting hosts, finish those in flight, write them and a summary, and exit 130.
+func TestInterruptKeepsResults(t *testing.T) {
+	bin := buildBinary(t)
+	port := silentLoopbackPorts(t, 8)
+	out := filepath.Join(t.TempDir(), "partial.ndjson")
+	cmd := exec.Command(bin, "scan", "127.0.0.1-8", "--ports", fmt.Sprint(port), "--timeout", "1s", "--retries", "0",
+		"--concurrency", "2", "--per-host", "1", "--format", "ndjson", "--output", out)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	took := time.Since(start)
+	var ee *exec.ExitError
+	if !errorsAs(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("exit: %v, want 130; stderr: %s", err, stderr.String())
+	}
+	if took > 2*time.Second {
+		t.Errorf("took %s after Ctrl-C; hosts in flight need at most the 1s timeout", took)
+	}
+	b, _ := os.ReadFile(out)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var hostLines int
+	var last struct {
+		Type string     `json:"type"`
+		Run  report.Run `json:"run"`
+	}
+	for _, l := range lines {
+		if strings.Contains(l, `"type":"host"`) {
+			hostLines++
+		}
+	}
+	json.Unmarshal([]byte(lines[len(lines)-1]), &last)
+	if hostLines < 1 || hostLines >= 8 || last.Type != "summary" || !last.Run.Interrupted {
+		t.Errorf("partial output: %d hosts, last line %+v; want some hosts, not all 8, and an interrupted summary\n%s", hostLines, last, b)
+	}
+	if !strings.Contains(stderr.String(), "interrupted: wrote the") {
+		t.Errorf("stderr does not say what was written: %s", stderr.String())
+	}
+}
+
+func errorsAs(err error, target **exec.ExitError) bool {
+	e, ok := err.(*exec.ExitError)
+	if ok {
+		*target = e
+	}
+	return ok
+}
+
+// buildBinary builds ofmprobe once per test binary run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ofmprobe")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// silentLoopbackPorts makes one port on 127.0.0.1..127.0.0.n that never completes a handshake: a listener with a
+// full accept queue on each address, so the kernel drops further SYNs.
+func silentLoopbackPorts(t *testing.T, n int) int {
+	t.Helper()
+	for try := 0; try < 20; try++ {
+		port, ok := trySilentPorts(t, n)
+		if ok {
+			return port
+		}
+	}
+	t.Fatal("no free port on every loopback address")
+	return 0
+}
+
+func trySilentPorts(t *testing.T, n int) (int, bool) {
+	port := 0
+	var fds []int
+	for i := 1; i <= n; i++ {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds = append(fds, fd)
+		if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, byte(i)}, Port: port}); err != nil {
+			for _, f := range fds {
+				syscall.Close(f)
+			}
+			return 0, false
+		}
+		syscall.Listen(fd, 0)
+		if port == 0 {
+			sa, _ := syscall.Getsockname(fd)
+			port = sa.(*syscall.SockaddrInet4).Port
+		}
+		for k := 0; k < 3; k++ {
+			c, err := net.DialTimeout("tcp4", fmt.Sprintf("127.0.0.%d:%d", i, port), 100*time.Millisecond)
+			if err != nil {
+				break
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}
+	t.Cleanup(func() {
+		for _, f := range fds {
+			syscall.Close(f)
+		}
+	})
+	return port, true
+}
