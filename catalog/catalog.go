@@ -95,7 +95,7 @@ var Kinds = map[string][]string{
 	"nbss":     {"positive", "negative", "protocol error", "closed", "filtered", "unreachable"},
 	"smb":      {"smb2", "smb1 only", "protocol error", "closed", "filtered", "unreachable"},
 	"share":    {"mounted", "missing", "access denied", "logon failure", "guest refused", "protocol error", "timeout", "unreachable"},
-	"file":     {"present", "missing", "access denied", "protocol error"},
+	"file":     {"present", "missing", "access denied", "protocol error", "unreachable"},
 	"ipc":      {"connected", "access denied", "logon failure", "protocol error", "timeout", "unreachable"},
 	"epm":      {"bound", "rejected", "protocol error", "closed", "filtered", "unreachable"},
 	"ofm-port": {"open", "closed", "filtered", "unreachable"},

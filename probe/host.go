@@ -56,7 +56,8 @@ func (h *Host) Unreachable() bool {
 	return true
 }
 
-// Observe returns what the host's probes saw for one catalog check.
+// Observe returns what the host's probes saw for one catalog check. A check whose protocol step needs a TCP port that
+// was found not open gets that port's state: the step cannot run, and its outcome is known without it.
 func (h *Host) Observe(c catalog.Check) catalog.Observation {
 	switch c.Kind {
 	case "tcp":
@@ -66,8 +67,39 @@ func (h *Host) Observe(c catalog.Check) catalog.Observation {
 			return catalog.Observation{Skipped: "no --ofm-port given (no public source names the port OFM 9.1 uses; it is recorded in OFMNT.ADR)"}
 		}
 		return h.observePort(h.ofmPort, "--ofm-port")
+	case "nbss", "smb", "epm":
+		if o, blocked := h.portNotOpen(c.Kind, c.Port); blocked {
+			return o
+		}
+	case "share", "file", "ipc":
+		if o, blocked := h.noSMBPort(c.Kind); blocked {
+			return o
+		}
 	}
 	return catalog.Observation{Skipped: notImplemented}
+}
+
+// portNotOpen reports the state of a step's TCP port when it was probed and is not open.
+func (h *Host) portNotOpen(kind string, port int) (catalog.Observation, bool) {
+	p, ok := h.Port(port)
+	if !ok || p.State == StateOpen || p.State == StateError {
+		return catalog.Observation{}, false
+	}
+	return catalog.Observation{State: p.State, Evidence: fmt.Sprintf("%s %d: not attempted, %s", kind, port, p.Evidence)}, true
+}
+
+// noSMBPort reports, for steps that need an SMB session, that neither SMB port (445, 139) is open, when both were
+// probed.
+func (h *Host) noSMBPort(kind string) (catalog.Observation, bool) {
+	direct, ok1 := h.Port(445)
+	nbss, ok2 := h.Port(139)
+	if !ok1 || !ok2 || direct.State == StateOpen || nbss.State == StateOpen || direct.State == StateError || nbss.State == StateError {
+		return catalog.Observation{}, false
+	}
+	return catalog.Observation{
+		State:    StateUnreachable,
+		Evidence: fmt.Sprintf("%s: not attempted, no SMB port is open (%s; %s)", kind, direct.Evidence, nbss.Evidence),
+	}, true
 }
 
 func (h *Host) observePort(port int, flag string) catalog.Observation {
