@@ -92,7 +92,7 @@ var Kinds = map[string][]string{
 	"tcp":      {"open", "closed", "filtered", "unreachable"},
 	"udp":      {"open", "open|filtered", "closed", "unreachable"},
 	"nbstat":   {"answered", "silent", "closed", "protocol error", "unreachable"},
-	"nbss":     {"positive", "negative", "protocol error", "closed", "filtered", "unreachable"},
+	"nbss":     {"positive", "negative", "timeout", "protocol error", "closed", "filtered", "unreachable"},
 	"smb":      {"smb2", "smb1 only", "protocol error", "closed", "filtered", "unreachable"},
 	"share":    {"mounted", "missing", "access denied", "logon failure", "guest refused", "protocol error", "timeout", "unreachable"},
 	"file":     {"present", "missing", "access denied", "protocol error", "unreachable"},
@@ -263,12 +263,17 @@ func (c *Catalog) ProfileIDs() []string {
 }
 
 // TCPPorts returns the TCP ports that the profiles' tcp checks look at, ascending: the ports a scan connects to.
-func TCPPorts(profiles []Profile) []int {
+func TCPPorts(profiles []Profile) []int { return checkedPorts(profiles, "tcp") }
+
+// UDPPorts returns the UDP ports that the profiles' udp checks look at, ascending.
+func UDPPorts(profiles []Profile) []int { return checkedPorts(profiles, "udp") }
+
+func checkedPorts(profiles []Profile, kind string) []int {
 	var ports []int
 	for _, p := range profiles {
 		for _, r := range p.Requirements {
 			for _, c := range r.Checks {
-				if c.Kind == "tcp" {
+				if c.Kind == kind {
 					ports = append(ports, c.Port)
 				}
 			}
@@ -276,6 +281,21 @@ func TCPPorts(profiles []Profile) []int {
 	}
 	slices.Sort(ports)
 	return slices.Compact(ports)
+}
+
+// Uses reports whether any of the profiles has a check of the given kind: the scan runs only the steps its profiles
+// need.
+func Uses(profiles []Profile, kind string) bool {
+	for _, p := range profiles {
+		for _, r := range p.Requirements {
+			for _, c := range r.Checks {
+				if c.Kind == kind {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // String names the check as the report shows it, such as "tcp 445" or "share".

@@ -16,14 +16,22 @@ func TestBuiltin(t *testing.T) {
 	if got, want := TCPPorts(c.Profiles), []int{53, 135, 139, 445}; !slices.Equal(got, want) {
 		t.Errorf("TCP ports %v, want %v", got, want)
 	}
+	if got, want := UDPPorts(c.Profiles), []int{67, 138, 445}; !slices.Equal(got, want) {
+		t.Errorf("UDP ports %v, want %v", got, want)
+	}
+	for kind, want := range map[string]bool{"nbstat": true, "nbss": true, "smb": true, "share": true, "icmp": false} {
+		if Uses(c.Profiles, kind) != want {
+			t.Errorf("Uses(%s) = %v", kind, !want)
+		}
+	}
 	// Every requirement the issue names is there, with its severity.
 	want := map[string]map[string]Severity{
 		"ofm-9.0": {"smb-transport": Required, "smb-service": Required, "ipc-share": Required, "netbios-name": Required,
 			"netbios-datagram": Required, "netbios-session": Required, "ofmlog-share": Required, "ofmnt-log": Required,
-			"ofmnt-adr": Required, "rpc-endpoint-mapper": Advisory, "dns-tcp": Advisory, "dhcp-udp": Advisory},
+			"ofmnt-adr": Required, "rpc-endpoint-mapper": Advisory, "dns-tcp": Advisory, "smb-udp": Advisory, "dhcp-udp": Advisory},
 		"ofm-9.1": {"smb-direct": Required, "smb-service": Required, "ofmlog-share": Required, "ofmnt-log": Required,
 			"ofmnt-adr": Required, "ofm-service-port": Required, "netbios-hardening": Recommended,
-			"rpc-endpoint-mapper": Advisory, "dns-tcp": Advisory, "dhcp-udp": Advisory},
+			"rpc-endpoint-mapper": Advisory, "dns-tcp": Advisory, "smb-udp": Advisory, "dhcp-udp": Advisory},
 	}
 	for id, reqs := range want {
 		p, ok := c.Profile(id)

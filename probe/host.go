@@ -29,31 +29,49 @@ type Host struct {
 	Error string `json:"error,omitempty"`
 	// Stack is the goroutine stack of an internal failure, shown only in debug output.
 	Stack string `json:"-"`
+	// NetBIOS is what node status on UDP 137 said; nil when it was not asked.
+	NetBIOS *NodeStatus `json:"netbios,omitempty"`
+	// Session is the NetBIOS session request on TCP 139; nil when it was not made.
+	Session *Session `json:"session,omitempty"`
 
-	ofmPort int
+	ofmPort        int
+	netbiosSkipped string
 }
 
 // Port returns the result for a TCP port, if it was probed.
-func (h *Host) Port(port int) (PortResult, bool) {
+func (h *Host) Port(port int) (PortResult, bool) { return h.portProto(port, "tcp") }
+
+// UDPPort returns the result for a UDP port, if it was probed.
+func (h *Host) UDPPort(port int) (PortResult, bool) { return h.portProto(port, "udp") }
+
+func (h *Host) portProto(port int, proto string) (PortResult, bool) {
 	for _, p := range h.Ports {
-		if p.Port == port && p.Protocol == "tcp" {
+		if p.Port == port && p.Protocol == proto {
 			return p, true
 		}
 	}
 	return PortResult{}, false
 }
 
-// Unreachable reports whether nothing answered: every TCP probe met silence or an unreachable answer.
+// Unreachable reports whether nothing answered: every probe met silence or an unreachable answer. A refusal, an ICMP
+// port unreachable or any reply means the host is there.
 func (h *Host) Unreachable() bool {
-	if len(h.Ports) == 0 {
-		return false
-	}
+	probed := false
 	for _, p := range h.Ports {
-		if p.State != StateFiltered && p.State != StateUnreachable {
+		probed = true
+		switch p.State {
+		case StateFiltered, StateUnreachable, StateOpenFiltered:
+		default:
 			return false
 		}
 	}
-	return true
+	if h.NetBIOS != nil {
+		probed = true
+		if h.NetBIOS.State != NBSilent && h.NetBIOS.State != NBUnreachable {
+			return false
+		}
+	}
+	return probed
 }
 
 // Observe returns what the host's probes saw for one catalog check. A check whose protocol step needs a TCP port that
@@ -67,7 +85,37 @@ func (h *Host) Observe(c catalog.Check) catalog.Observation {
 			return catalog.Observation{Skipped: "no --ofm-port given (no public source names the port OFM 9.1 uses; it is recorded in OFMNT.ADR)"}
 		}
 		return h.observePort(h.ofmPort, "--ofm-port")
-	case "nbss", "smb", "epm":
+	case "udp":
+		p, ok := h.UDPPort(c.Port)
+		switch {
+		case !ok:
+			return catalog.Observation{Skipped: fmt.Sprintf("udp %d was not probed", c.Port)}
+		case p.State == StateError:
+			return catalog.Observation{Skipped: p.Evidence}
+		}
+		return catalog.Observation{State: p.State, Evidence: p.Evidence}
+	case "nbstat":
+		switch {
+		case h.netbiosSkipped != "":
+			return catalog.Observation{Skipped: h.netbiosSkipped}
+		case h.NetBIOS == nil:
+			return catalog.Observation{Skipped: "node status was not asked"}
+		}
+		return catalog.Observation{State: h.NetBIOS.State, Evidence: h.NetBIOS.Evidence}
+	case "nbss":
+		if h.netbiosSkipped != "" {
+			return catalog.Observation{Skipped: h.netbiosSkipped}
+		}
+		if o, blocked := h.portNotOpen(c.Kind, c.Port); blocked {
+			return o
+		}
+		if h.Session != nil && c.Port == 139 {
+			if h.Session.State == StateError {
+				return catalog.Observation{Skipped: h.Session.Evidence}
+			}
+			return catalog.Observation{State: h.Session.State, Evidence: h.Session.Evidence}
+		}
+	case "smb", "epm":
 		if o, blocked := h.portNotOpen(c.Kind, c.Port); blocked {
 			return o
 		}

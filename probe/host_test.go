@@ -33,7 +33,7 @@ func TestObserveDependentSteps(t *testing.T) {
 		{"share with no SMB port open", map[int]string{445: "closed", 139: "filtered"}, catalog.Check{Kind: "share"}, "unreachable", ""},
 		{"share with 139 open", map[int]string{445: "filtered", 139: "open"}, catalog.Check{Kind: "share"}, "", notImplemented},
 		{"file with only 445 probed", map[int]string{445: "closed"}, catalog.Check{Kind: "file", File: "OFMNT.LOG"}, "", notImplemented},
-		{"nbstat has no TCP precondition", map[int]string{139: "closed"}, catalog.Check{Kind: "nbstat", Port: 137}, "", notImplemented},
+		{"nbstat has no TCP precondition", map[int]string{139: "closed"}, catalog.Check{Kind: "nbstat", Port: 137}, "", "node status was not asked"},
 		{"tcp port not probed", map[int]string{}, catalog.Check{Kind: "tcp", Port: 445}, "", "tcp 445 was not probed (not in --ports)"},
 	}
 	for _, tc := range tests {

@@ -35,13 +35,22 @@ type Options struct {
 	PerHost int
 	// OFMPort is the OFM service port the user named, or 0.
 	OFMPort int
+	// UDPPorts are the UDP ports to send an empty datagram to (no safe query exists for them).
+	UDPPorts []int
+	// NodeStatus asks UDP 137 for the NetBIOS name table; Session requests a NetBIOS session on TCP 139 when it is
+	// open. Both are IPv4 only.
+	NodeStatus bool
+	Session    bool
+	// UDPTimeout bounds one UDP try; UDPRetries is how many more tries a silent UDP port gets.
+	UDPTimeout time.Duration
+	UDPRetries int
 }
 
 // Validate checks the options and names the first bad one.
 func (o Options) Validate() error {
 	switch {
-	case len(o.Ports) == 0:
-		return errors.New("no ports to probe")
+	case len(o.Ports) == 0 && len(o.UDPPorts) == 0 && !o.NodeStatus:
+		return errors.New("nothing to probe: no ports and no NetBIOS query")
 	case o.Timeout <= 0:
 		return fmt.Errorf("timeout %s must be positive", o.Timeout)
 	case o.Retries < 0 || o.Retries > 10:
@@ -52,8 +61,12 @@ func (o Options) Validate() error {
 		return fmt.Errorf("per-host cap %d must be at least 1", o.PerHost)
 	case o.OFMPort < 0 || o.OFMPort > 65535:
 		return fmt.Errorf("OFM port %d out of range 1-65535", o.OFMPort)
+	case (len(o.UDPPorts) > 0 || o.NodeStatus) && o.UDPTimeout <= 0:
+		return fmt.Errorf("UDP timeout %s must be positive", o.UDPTimeout)
+	case o.UDPRetries < 0 || o.UDPRetries > 10:
+		return fmt.Errorf("UDP retries %d must be from 0 to 10", o.UDPRetries)
 	}
-	for _, p := range o.Ports {
+	for _, p := range append(slices.Clone(o.Ports), o.UDPPorts...) {
 		if p < 1 || p > 65535 {
 			return fmt.Errorf("port %d out of range 1-65535", p)
 		}
@@ -69,8 +82,12 @@ type Scanner struct {
 	ports   []int
 	sockets *semaphore.Weighted
 	dialer  dialer
-	stop    chan struct{}
-	once    sync.Once
+	// udpDialer opens connected UDP sockets.
+	udpDialer dialer
+	// nbstatPort and nbssPort are 137 and 139; tests move them to loopback fakes.
+	nbstatPort, nbssPort uint16
+	stop                 chan struct{}
+	once                 sync.Once
 
 	// pushback counts the times the kernel refused a socket for want of resources.
 	pushback atomic.Int64
@@ -93,8 +110,11 @@ func NewScanner(opts Options) (*Scanner, error) {
 		ports:   slices.Compact(ports),
 		sockets: semaphore.NewWeighted(int64(opts.Concurrency)),
 		// No keep-alives: a connect probe closes at once.
-		dialer: &net.Dialer{KeepAlive: -1},
-		stop:   make(chan struct{}),
+		dialer:     &net.Dialer{KeepAlive: -1},
+		udpDialer:  &net.Dialer{},
+		nbstatPort: 137,
+		nbssPort:   139,
+		stop:       make(chan struct{}),
 	}, nil
 }
 
@@ -128,7 +148,8 @@ func (s *Scanner) Run(ctx context.Context, targets iter.Seq[Target], emit func(*
 	}()
 
 	// Hosts in flight: enough to keep the socket budget busy when each host's ports run in parallel.
-	hostLimit := max(1, (s.opts.Concurrency+min(s.opts.PerHost, len(s.ports))-1)/min(s.opts.PerHost, len(s.ports)))
+	perHost := max(1, min(s.opts.PerHost, s.stepsPerHost()))
+	hostLimit := max(1, (s.opts.Concurrency+perHost-1)/perHost)
 	var g errgroup.Group
 	g.SetLimit(hostLimit)
 feed:
@@ -154,48 +175,121 @@ feed:
 	return stats
 }
 
-// probeHost runs every step for one host. A panic in any step becomes an internal status on the host; the facts found
-// before it are kept and the scan goes on.
+// stepsPerHost is how many first-phase steps a host has.
+func (s *Scanner) stepsPerHost() int {
+	n := len(s.ports) + len(s.opts.UDPPorts)
+	if s.opts.NodeStatus {
+		n++
+	}
+	return n
+}
+
+// probeHost runs every step for one host, in two phases. First, in parallel under the per-host cap, the TCP
+// connects, the UDP ports and the NetBIOS node status. Then the steps that depend on them: the NetBIOS session on 139
+// only when 139 is open, to the name node status gave. A panic in any step becomes an internal status on the host; the
+// facts found before it are kept and the scan goes on.
 func (s *Scanner) probeHost(ctx context.Context, t Target) (h *Host) {
 	h = &Host{Target: t, Started: time.Now(), ofmPort: s.opts.OFMPort}
+	var guard stepGuard
 	defer func() {
 		h.Duration = time.Since(h.Started)
 		if r := recover(); r != nil {
-			h.Status, h.Error, h.Stack = HostInternal, fmt.Sprintf("panic: %v", r), string(debug.Stack())
+			guard.record(r)
+		}
+		switch {
+		case guard.panicked != nil:
+			h.Status, h.Error, h.Stack = HostInternal, fmt.Sprintf("panic: %v", guard.panicked), guard.stack
+		case h.Unreachable():
+			h.Status = HostUnreachable
+		default:
+			h.Status = HostUp
 		}
 	}()
 	if s.beforeHost != nil {
 		s.beforeHost(t)
 	}
-	h.Ports = make([]PortResult, len(s.ports))
+	ipv4 := t.Addr.Is4()
+	if !ipv4 && (s.opts.NodeStatus || s.opts.Session) {
+		h.netbiosSkipped = "NetBIOS runs over IPv4 only"
+	}
+
+	h.Ports = make([]PortResult, len(s.ports)+len(s.opts.UDPPorts))
 	var wg sync.WaitGroup
 	perHost := make(chan struct{}, s.opts.PerHost)
-	var panicMu sync.Mutex
-	var panicked any
-	var panicStack string
-	for i, port := range s.ports {
+	step := func(name string, fn func()) {
 		perHost <- struct{}{}
 		wg.Go(func() {
-			defer func() {
-				<-perHost
-				if r := recover(); r != nil {
-					panicMu.Lock()
-					panicked, panicStack = r, string(debug.Stack())
-					panicMu.Unlock()
-					h.Ports[i] = PortResult{Port: port, Protocol: "tcp", State: StateError, Evidence: fmt.Sprintf("tcp %d: internal error: %v", port, r)}
-				}
-			}()
-			h.Ports[i] = s.tcpConnect(ctx, t.Addr, port)
+			defer func() { <-perHost }()
+			guard.run(name, fn)
+		})
+	}
+	for i, port := range s.ports {
+		step(fmt.Sprintf("tcp %d", port), func() { h.Ports[i] = s.tcpConnect(ctx, t.Addr, port) })
+	}
+	for i, port := range s.opts.UDPPorts {
+		step(fmt.Sprintf("udp %d", port), func() { h.Ports[len(s.ports)+i] = s.udpPort(ctx, t.Addr, port) })
+	}
+	if s.opts.NodeStatus && ipv4 {
+		step("nbstat", func() {
+			ns := s.nodeStatus(ctx, t.Addr)
+			h.NetBIOS = &ns
 		})
 	}
 	wg.Wait()
-	switch {
-	case panicked != nil:
-		h.Status, h.Error, h.Stack = HostInternal, fmt.Sprintf("panic: %v", panicked), panicStack
-	case h.Unreachable():
-		h.Status = HostUnreachable
-	default:
-		h.Status = HostUp
+	// An internal error in a step leaves its result empty: fill it so the report says so.
+	for i := range h.Ports {
+		if h.Ports[i].State == "" {
+			h.Ports[i] = PortResult{Port: s.portAt(i), Protocol: s.protocolAt(i), State: StateError, Evidence: "internal error in this step"}
+		}
+	}
+
+	if p, ok := h.Port(139); s.opts.Session && ipv4 && ok && p.State == StateOpen {
+		name := ""
+		if h.NetBIOS != nil && h.NetBIOS.State == NBAnswered && h.NetBIOS.FileServer {
+			name = h.NetBIOS.ComputerName
+		}
+		guard.run("nbss session", func() {
+			sess := s.nbssSession(ctx, t.Addr, name)
+			h.Session = &sess
+		})
 	}
 	return h
+}
+
+func (s *Scanner) portAt(i int) int {
+	if i < len(s.ports) {
+		return s.ports[i]
+	}
+	return s.opts.UDPPorts[i-len(s.ports)]
+}
+
+func (s *Scanner) protocolAt(i int) string {
+	if i < len(s.ports) {
+		return "tcp"
+	}
+	return "udp"
+}
+
+// stepGuard runs probe steps under recover and keeps the first panic with its stack.
+type stepGuard struct {
+	mu       sync.Mutex
+	panicked any
+	stack    string
+}
+
+func (g *stepGuard) run(name string, fn func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			g.record(fmt.Sprintf("%s: %v", name, r))
+		}
+	}()
+	fn()
+}
+
+func (g *stepGuard) record(r any) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.panicked == nil {
+		g.panicked, g.stack = r, string(debug.Stack())
+	}
 }

@@ -30,24 +30,53 @@ type Run struct {
 
 // RunOptions are the scan settings a report records.
 type RunOptions struct {
-	Ports       []int   `json:"ports"`
-	TimeoutMS   float64 `json:"timeout_ms"`
-	Retries     int     `json:"retries"`
-	Concurrency int     `json:"concurrency"`
-	PerHost     int     `json:"per_host"`
-	OFMPort     int     `json:"ofm_port,omitempty"`
+	Ports        []int   `json:"ports"`
+	UDPPorts     []int   `json:"udp_ports"`
+	TimeoutMS    float64 `json:"timeout_ms"`
+	Retries      int     `json:"retries"`
+	UDPTimeoutMS float64 `json:"udp_timeout_ms"`
+	UDPRetries   int     `json:"udp_retries"`
+	Concurrency  int     `json:"concurrency"`
+	PerHost      int     `json:"per_host"`
+	OFMPort      int     `json:"ofm_port,omitempty"`
 }
 
 // HostRecord is one host in a report: what the probes saw and the grade per profile.
 type HostRecord struct {
-	Address    string            `json:"address"`
-	Name       string            `json:"name,omitempty"`
-	Status     string            `json:"status"`
-	Error      string            `json:"error,omitempty"`
-	Started    time.Time         `json:"started"`
-	DurationMS float64           `json:"duration_ms"`
-	Ports      []PortRecord      `json:"ports"`
-	Profiles   []catalog.Grading `json:"profiles"`
+	Address    string       `json:"address"`
+	Name       string       `json:"name,omitempty"`
+	Status     string       `json:"status"`
+	Error      string       `json:"error,omitempty"`
+	Started    time.Time    `json:"started"`
+	DurationMS float64      `json:"duration_ms"`
+	Ports      []PortRecord `json:"ports"`
+	// NetBIOS is what node status on UDP 137 said, when it was asked.
+	NetBIOS *NetBIOSRecord `json:"netbios,omitempty"`
+	// Session is the NetBIOS session request on TCP 139, when it was made.
+	Session  *SessionRecord    `json:"session,omitempty"`
+	Profiles []catalog.Grading `json:"profiles"`
+}
+
+// NetBIOSRecord is a host's NetBIOS node status in a report.
+type NetBIOSRecord struct {
+	State         string              `json:"state"`
+	Evidence      string              `json:"evidence"`
+	Attempts      int                 `json:"attempts"`
+	RTTMS         float64             `json:"rtt_ms,omitempty"`
+	Names         []probe.NetBIOSName `json:"names,omitempty"`
+	ComputerName  string              `json:"computer_name,omitempty"`
+	Workgroup     string              `json:"workgroup,omitempty"`
+	FileServer    bool                `json:"file_server"`
+	MasterBrowser bool                `json:"master_browser"`
+	MAC           string              `json:"mac,omitempty"`
+}
+
+// SessionRecord is a host's NetBIOS session request in a report.
+type SessionRecord struct {
+	State    string   `json:"state"`
+	Evidence string   `json:"evidence"`
+	Called   []string `json:"called"`
+	RTTMS    float64  `json:"rtt_ms,omitempty"`
 }
 
 // PortRecord is one port's state in a report.
@@ -71,6 +100,15 @@ func NewHostRecord(h *probe.Host, gradings []catalog.Grading) HostRecord {
 		DurationMS: millis(h.Duration),
 		Ports:      make([]PortRecord, 0, len(h.Ports)),
 		Profiles:   gradings,
+	}
+	if nb := h.NetBIOS; nb != nil {
+		rec.NetBIOS = &NetBIOSRecord{
+			State: nb.State, Evidence: nb.Evidence, Attempts: nb.Attempts, RTTMS: millis(nb.RTT), Names: nb.Names,
+			ComputerName: nb.ComputerName, Workgroup: nb.Workgroup, FileServer: nb.FileServer, MasterBrowser: nb.MasterBrowser, MAC: nb.MAC,
+		}
+	}
+	if ss := h.Session; ss != nil {
+		rec.Session = &SessionRecord{State: ss.State, Evidence: ss.Evidence, Called: ss.Called, RTTMS: millis(ss.RTT)}
 	}
 	for _, p := range h.Ports {
 		rec.Ports = append(rec.Ports, PortRecord{

@@ -130,14 +130,18 @@ func (t *tableWriter) End(run Run, sum Summary) error {
 	for _, p := range run.Profiles {
 		header = append(header, strings.ToUpper(p))
 	}
-	header = append(header, "TCP", "REASONS")
+	header = append(header, "TCP", "NETBIOS", "REASONS")
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, h := range t.hosts {
-		row := []string{h.Address, dash(h.Name), h.Status}
+		name := h.Name
+		if name == "" && h.NetBIOS != nil {
+			name = h.NetBIOS.ComputerName
+		}
+		row := []string{h.Address, dash(name), h.Status}
 		for _, p := range run.Profiles {
 			row = append(row, dash(string(h.Grade(p))))
 		}
-		row = append(row, dash(portSummary(h.Ports)), dash(reasons(h)))
+		row = append(row, dash(portSummary(h.Ports, "tcp")), dash(netbiosSummary(h)), dash(reasons(h)))
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	if err := tw.Flush(); err != nil {
@@ -154,13 +158,31 @@ func dash(s string) string {
 	return s
 }
 
-// portSummary groups ports by state: "open 135,139,445; closed 53".
-func portSummary(ports []PortRecord) string {
+// netbiosSummary is the NetBIOS column: the workgroup and session outcome when node status answered, else its state.
+func netbiosSummary(h HostRecord) string {
+	if h.NetBIOS == nil {
+		return ""
+	}
+	s := h.NetBIOS.State
+	if h.NetBIOS.State == "answered" && h.NetBIOS.Workgroup != "" {
+		s = h.NetBIOS.Workgroup
+		if h.NetBIOS.ComputerName != "" {
+			s = h.NetBIOS.Workgroup + `\` + h.NetBIOS.ComputerName
+		}
+	}
+	if h.Session != nil {
+		s += ", session " + h.Session.State
+	}
+	return s
+}
+
+// portSummary groups one protocol's ports by state: "open 135,139,445; closed 53".
+func portSummary(ports []PortRecord, proto string) string {
 	var parts []string
 	for _, state := range []string{"open", "closed", "filtered", "unreachable", "error"} {
 		var nums []string
 		for _, p := range ports {
-			if p.State == state {
+			if p.State == state && p.Protocol == proto {
 				nums = append(nums, fmt.Sprint(p.Port))
 			}
 		}

@@ -43,6 +43,8 @@ type scanOptions struct {
 	ofmPort      int
 	timeout      time.Duration
 	retries      int
+	udpTimeout   time.Duration
+	udpRetries   int
 	concurrency  int
 	perHost      int
 	debug        bool
@@ -70,6 +72,8 @@ func scanCommand() *cli.Command {
 			&cli.IntFlag{Name: "ofm-port", Usage: "the OFM 9.1+ service's TCP `PORT`, if known (graded by ofm-9.1)"},
 			&cli.DurationFlag{Name: "timeout", Value: 1500 * time.Millisecond, Usage: "wait this `DURATION` for each connect attempt"},
 			&cli.IntFlag{Name: "retries", Value: 1, Usage: "try a silent port `N` more times before calling it filtered"},
+			&cli.DurationFlag{Name: "udp-timeout", Value: time.Second, Usage: "wait this `DURATION` for an answer to each UDP datagram (NetBIOS node status, UDP ports)"},
+			&cli.IntFlag{Name: "udp-retries", Value: 2, Usage: "send to a silent UDP port `N` more times (ICMP answers are rate-limited, datagrams get lost)"},
 			&cli.IntFlag{Name: "concurrency", Value: 1024, Usage: "`N` sockets in flight across the scan (kept below the open-file limit)"},
 			&cli.IntFlag{Name: "per-host", Value: 4, Usage: "`N` probes in flight to any one host"},
 			&cli.BoolFlag{Name: "debug", Usage: "print internal errors with their stacks on stderr"},
@@ -89,6 +93,8 @@ func scanCommand() *cli.Command {
 				ofmPort:      c.Int("ofm-port"),
 				timeout:      c.Duration("timeout"),
 				retries:      c.Int("retries"),
+				udpTimeout:   c.Duration("udp-timeout"),
+				udpRetries:   c.Int("udp-retries"),
 				concurrency:  c.Int("concurrency"),
 				perHost:      c.Int("per-host"),
 				debug:        c.Bool("debug"),
@@ -146,6 +152,10 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	}
 	scanner, err := probe.NewScanner(probe.Options{
 		Ports: ports, Timeout: opts.timeout, Retries: opts.retries, Concurrency: budget, PerHost: opts.perHost, OFMPort: opts.ofmPort,
+		UDPPorts:   catalog.UDPPorts(profiles),
+		NodeStatus: catalog.Uses(profiles, "nbstat"),
+		Session:    catalog.Uses(profiles, "nbss"),
+		UDPTimeout: opts.udpTimeout, UDPRetries: opts.udpRetries,
 	})
 	if err != nil {
 		return usageErrorf("%v", err)
@@ -159,7 +169,8 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	run := report.Run{
 		Tool: "ofmprobe", Version: version, Started: time.Now().UTC(), Profiles: profileIDs(profiles),
 		Options: report.RunOptions{
-			Ports: ports, TimeoutMS: float64(opts.timeout) / float64(time.Millisecond), Retries: opts.retries,
+			Ports: ports, UDPPorts: catalog.UDPPorts(profiles), TimeoutMS: float64(opts.timeout) / float64(time.Millisecond), Retries: opts.retries,
+			UDPTimeoutMS: float64(opts.udpTimeout) / float64(time.Millisecond), UDPRetries: opts.udpRetries,
 			Concurrency: budget, PerHost: opts.perHost, OFMPort: opts.ofmPort,
 		},
 	}
@@ -223,7 +234,7 @@ func watchSignals(ctx context.Context, s *probe.Scanner, abort context.CancelFun
 			return
 		}
 		interrupted.Store(true)
-		wait := opts.timeout * time.Duration(opts.retries+1)
+		wait := max(opts.timeout*time.Duration(opts.retries+1), opts.udpTimeout*time.Duration(opts.udpRetries+1)) + opts.timeout
 		fmt.Fprintf(stderr, "ofmprobe: interrupted: finishing the hosts in flight (about %s); Ctrl-C again to stop now\n", wait)
 		s.Stop()
 		select {
