@@ -1,0 +1,697 @@
+#!/usr/bin/env bash
+# lab.sh builds the ofmprobe test lab: network namespaces on one private
+# bridge, real Samba instances and small fake services (labd), all on
+# 198.18.0.0/15 with no route out of the lab. See README.md next to this file.
+#
+# usage: lab.sh install|up|down|status|exec CMD...   (as root)
+#
+# Environment:
+#   OFMLAB_DIR       state directory (default /run/ofmlab)
+#   OFMLAB_PASSWORD  lab-only password of the Samba user ofmlab (default Lab-Only-0fm!pw)
+#   OFMLAB_WAIT      seconds `up` waits for every daemon to listen (default 60)
+set -Eeuo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
+OFMLAB_DIR=${OFMLAB_DIR:-/run/ofmlab}
+OFMLAB_PASSWORD=${OFMLAB_PASSWORD:-Lab-Only-0fm!pw}
+OFMLAB_WAIT=${OFMLAB_WAIT:-60}
+
+NS_PREFIX=ofmlab-
+SWITCH=${NS_PREFIX}sw
+SCANNER=${NS_PREFIX}scan
+MARKER=.ofmlab-state # proves a directory is ours before `down` removes it
+BULK_RANGE=198.18.16.0/20
+LAB_USER=ofmlab
+APT_PACKAGES=(samba smbclient nmap nbtscan nftables iproute2 procps)
+POLICY_CREATED=0 # 1 while a policy-rc.d written by this script exists
+
+# Every namespace except the switch, in start order, with its address on the bridge.
+HOSTS=(scan ofm90 ofm91 drop445 noshare authshare empty tarpit bulk)
+declare -A ADDR=(
+	[scan]=198.18.0.2 [ofm90]=198.18.0.10 [ofm91]=198.18.0.11 [drop445]=198.18.0.12
+	[noshare]=198.18.0.13 [authshare]=198.18.0.14 [empty]=198.18.0.15 [tarpit]=198.18.0.16
+	[bulk]=198.18.0.250
+)
+# NetBIOS names of the Samba hosts (hosts absent here run no Samba).
+declare -A NBNAME=([ofm90]=OFM90 [ofm91]=OFM91 [drop445]=DROP445 [noshare]=NOSHARE [authshare]=AUTHSHARE)
+# Hosts that run nmbd, so must answer a NetBIOS node status query.
+NMBD_HOSTS=(ofm90 drop445 noshare authshare)
+# What must listen in each namespace before the lab counts as up.
+declare -A WANT_TCP=(
+	[ofm90]="53 135 139 445" [ofm91]="445" [drop445]="139 445" [noshare]="139 445"
+	[authshare]="139 445" [tarpit]="53 135 139 445" [bulk]="135 139 445"
+)
+declare -A WANT_UDP=([ofm90]="137 138" [drop445]="137 138" [noshare]="137 138" [authshare]="137 138")
+# Namespaces that carry an nftables table named "inet ofmlab".
+NFT_HOSTS=(ofm91 drop445 bulk)
+
+say() { printf 'lab: %s\n' "$*"; }
+warn() { printf 'lab: %s\n' "$*" >&2; }
+die() {
+	printf 'lab: error: %s\n' "$*" >&2
+	exit 1
+}
+trap 'warn "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
+
+ns() { printf '%s%s' "$NS_PREFIX" "$1"; }
+hostdir() { printf '%s/hosts/%s' "$OFMLAB_DIR" "$1"; }
+in_ns() {
+	local name=$1
+	shift
+	ip netns exec "$(ns "$name")" "$@"
+}
+
+require_root() { [[ $(id -u) -eq 0 ]] || die "run as root"; }
+
+# check_state_dir refuses a state directory that is not ours, since `down`
+# removes it recursively.
+check_state_dir() {
+	[[ $OFMLAB_DIR == /* ]] || die "OFMLAB_DIR must be an absolute path: $OFMLAB_DIR"
+	# The path goes into smb.conf files unquoted.
+	[[ $OFMLAB_DIR =~ ^[A-Za-z0-9._/-]+$ ]] || die "OFMLAB_DIR may hold only letters, digits and . _ / -: $OFMLAB_DIR"
+	case "${OFMLAB_DIR%/}" in
+	"" | /run | /tmp | /var | /var/tmp | /dev/shm | /home | /root | /usr | /etc | /opt | /srv | /mnt | /media) die "refusing OFMLAB_DIR=$OFMLAB_DIR" ;;
+	esac
+	if [[ -d $OFMLAB_DIR && ! -e $OFMLAB_DIR/$MARKER ]] && [[ -n $(ls -A "$OFMLAB_DIR") ]]; then
+		die "$OFMLAB_DIR exists, is not empty and is not a lab state dir (no $MARKER); refusing to use it"
+	fi
+}
+
+# lab_lock serialises concurrent runs of this script.
+lab_lock() {
+	exec 9<"${BASH_SOURCE[0]}"
+	flock -w 120 9 || die "another lab.sh is still running"
+}
+
+lab_namespaces() { ip netns list 2>/dev/null | awk -v p="$NS_PREFIX" 'index($1, p) == 1 { print $1 }'; }
+
+# ---------------------------------------------------------------- install
+
+dcerpcd_path() {
+	local p
+	for p in /usr/libexec/samba/samba-dcerpcd /usr/lib/samba/samba-dcerpcd "$(command -v samba-dcerpcd || true)"; do
+		[[ -n $p && -x $p ]] && {
+			printf '%s' "$p"
+			return 0
+		}
+	done
+	return 1
+}
+
+missing_tools() {
+	local c
+	for c in smbd nmbd smbclient nmblookup smbpasswd testparm nmap nbtscan nft ip ss sysctl ps flock setsid timeout useradd; do
+		command -v "$c" >/dev/null 2>&1 || printf '%s ' "$c"
+	done
+	dcerpcd_path >/dev/null || printf 'samba-dcerpcd '
+}
+
+# root_ns_samba prints the PIDs of Samba daemons running in the root network
+# namespace (the machine's own), which the lab never starts.
+root_ns_samba() {
+	local root_net pid comm
+	# This script runs in the root namespace; /proc/1 may be unreadable in a sandbox.
+	root_net=$(readlink /proc/1/ns/net 2>/dev/null || readlink /proc/self/ns/net)
+	for pid in /proc/[0-9]*; do
+		pid=${pid#/proc/}
+		comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
+		case "$comm" in
+		smbd | nmbd | samba | samba-dcerpcd | rpcd_* | winbindd | samba-bgqd) ;;
+		*) continue ;;
+		esac
+		[[ $(readlink "/proc/$pid/ns/net" 2>/dev/null) == "$root_net" ]] && printf '%s\n' "$pid"
+	done
+	return 0
+}
+
+cmd_install() {
+	require_root
+	local missing
+	missing=$(missing_tools)
+	if [[ -z $missing ]]; then
+		say "install: all tools present"
+	else
+		say "install: missing: $missing; installing ${APT_PACKAGES[*]}"
+		command -v apt-get >/dev/null || die "apt-get not found; install ${APT_PACKAGES[*]} by hand"
+		local before
+		before=$(root_ns_samba)
+		# Keep the packages' daemons from starting on the machine itself.
+		if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+			trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+			printf '#!/bin/sh\n# written by ofmprobe lab.sh during apt-get install\nexit 101\n' >/usr/sbin/policy-rc.d
+			chmod 0755 /usr/sbin/policy-rc.d
+			POLICY_CREATED=1
+		fi
+		local rc=0
+		{
+			DEBIAN_FRONTEND=noninteractive timeout 900 apt-get update &&
+				DEBIAN_FRONTEND=noninteractive timeout 1800 apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}"
+		} || rc=$?
+		if ((POLICY_CREATED)); then
+			rm -f /usr/sbin/policy-rc.d
+			POLICY_CREATED=0
+			trap - EXIT
+		fi
+		((rc == 0)) || die "apt-get failed (exit $rc)"
+		missing=$(missing_tools)
+		[[ -z $missing ]] || die "still missing after install: $missing"
+		# Should a packaged daemon have started anyway, stop the ones the install started.
+		local after pid stray=()
+		after=$(root_ns_samba)
+		for pid in $after; do
+			grep -qx "$pid" <<<"$before" || stray+=("$pid")
+		done
+		if ((${#stray[@]})); then
+			warn "install: samba daemons started in the root namespace (${stray[*]}); stopping them"
+			if [[ -d /run/systemd/system ]]; then
+				timeout 30 systemctl stop smbd nmbd samba-ad-dc 2>/dev/null || true
+			fi
+			for pid in "${stray[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+		fi
+	fi
+	local own
+	own=$(root_ns_samba | tr '\n' ' ')
+	[[ -z $own ]] || warn "note: Samba daemons run in the root namespace (PIDs $own); the lab does not use them"
+	return 0
+}
+
+# ---------------------------------------------------------------- configuration
+
+# write_smb_conf NAME writes the host's smb.conf and creates its directories.
+write_smb_conf() {
+	local name=$1 h addr nb
+	h=$(hostdir "$name")
+	addr=${ADDR[$name]}
+	nb=${NBNAME[$name]}
+	mkdir -p "$h"/{private,lock,state,cache,pid,ncalrpc,binddns,log,share}
+	chmod 0700 "$h/private"
+	{
+		cat <<-EOF
+			# ofmprobe lab host $name ($addr). Generated by lab.sh; edits are lost on the next up.
+			[global]
+			   workgroup = OFMLAB
+			   netbios name = $nb
+			   server string = ofmlab $name
+			   server role = standalone server
+			   interfaces = $addr/24
+			   bind interfaces only = yes
+			   private dir = $h/private
+			   lock directory = $h/lock
+			   state directory = $h/state
+			   cache directory = $h/cache
+			   pid directory = $h/pid
+			   ncalrpc dir = $h/ncalrpc
+			   binddns dir = $h/binddns
+			   log file = $h/log/samba.log
+			   max log size = 10000
+			   log level = 1
+			   passdb backend = tdbsam
+			   map to guest = bad user
+			   guest account = nobody
+			   load printers = no
+			   printing = bsd
+			   printcap name = /dev/null
+			   disable spoolss = yes
+			   usershare path =
+			   name resolve order = bcast
+			   dns proxy = no
+			   wins support = no
+			   local master = no
+			   preferred master = no
+			   domain master = no
+			   unix password sync = no
+			   pam password change = no
+			   obey pam restrictions = no
+		EOF
+		case $name in
+		ofm90)
+			# samba-dcerpcd runs standalone here and owns TCP 135.
+			printf '   rpc start on demand helpers = no\n'
+			;;
+		ofm91)
+			printf '   smb ports = 445\n   disable netbios = yes\n'
+			;;
+		esac
+		case $name in
+		ofm90 | ofm91 | drop445)
+			cat <<-EOF
+
+				[OFMLOG\$]
+				   comment = OFM service log
+				   path = $h/share
+				   read only = yes
+				   guest ok = yes
+			EOF
+			;;
+		authshare)
+			cat <<-EOF
+
+				[OFMLOG\$]
+				   comment = OFM service log
+				   path = $h/share
+				   read only = yes
+				   guest ok = no
+				   valid users = $LAB_USER
+			EOF
+			;;
+		esac
+	} >"$h/smb.conf"
+	if [[ $name != noshare ]]; then
+		write_ofm_files "$h/share" "$nb"
+	fi
+}
+
+# write_ofm_files DIR NBNAME puts the two files the OFM UI reads into a share.
+write_ofm_files() {
+	local dir=$1 nb=$2
+	cat >"$dir/OFMNT.LOG" <<-'EOF'
+		2024-03-11 08:00:01 OFM service starting, version 9.0.4
+		2024-03-11 08:00:02 Loaded licence file, 25 seats
+		2024-03-11 08:00:02 Listening on named pipe \\.\pipe\OFMSVC
+		2024-03-11 08:00:03 Mailslot \\.\mailslot\OFM open
+		2024-03-11 08:14:27 Client WS-0112 connected
+	EOF
+	# Opaque bytes (the format is not public) followed by one printable line.
+	printf '\x4f\x46\x4d\x00\x02\x00\x00\x00\x10\x27\x00\x00\xc6\x12\x00\xff\xfe\x01\x7f\x00' >"$dir/OFMNT.ADR"
+	printf 'OFMADR host=%s port=10006 proto=tcp\r\n' "$nb" >>"$dir/OFMNT.ADR"
+	chmod 0755 "$dir"
+	chmod 0644 "$dir/OFMNT.LOG" "$dir/OFMNT.ADR"
+}
+
+write_scan_conf() {
+	local h
+	h=$(hostdir scan)
+	mkdir -p "$h"/{private,lock,state,cache,pid,ncalrpc,log}
+	cat >"$h/smb.conf" <<-EOF
+		# Client-side smb.conf for tools run in the scanner namespace (nmblookup -s, smbclient -s).
+		[global]
+		   workgroup = OFMLAB
+		   netbios name = OFMSCAN
+		   interfaces = ${ADDR[scan]}/24
+		   bind interfaces only = yes
+		   name resolve order = bcast
+		   private dir = $h/private
+		   lock directory = $h/lock
+		   state directory = $h/state
+		   cache directory = $h/cache
+		   pid directory = $h/pid
+		   ncalrpc dir = $h/ncalrpc
+		   log file = $h/log/client.log
+	EOF
+}
+
+write_nft() {
+	local name=$1 f
+	f=$(hostdir "$name")/nft.conf
+	case $name in
+	ofm91)
+		cat >"$f" <<-'EOF'
+			# ofm91: NetBIOS filtered (silently dropped); SMB only on 445.
+			table inet ofmlab {
+				chain input {
+					type filter hook input priority 0; policy accept;
+					udp dport { 137, 138 } drop
+					tcp dport 139 drop
+				}
+			}
+		EOF
+		;;
+	drop445)
+		cat >"$f" <<-'EOF'
+			# drop445: SMB direct over TCP filtered; NetBIOS session service open.
+			table inet ofmlab {
+				chain input {
+					type filter hook input priority 0; policy accept;
+					tcp dport 445 drop
+				}
+			}
+		EOF
+		;;
+	bulk)
+		cat >"$f" <<-'EOF'
+			# bulk: port states by destination /22 of 198.18.16.0/20.
+			#   198.18.16.0/22  open 135 139 445, closed 53 (nothing listens)
+			#   198.18.20.0/22  closed (RST) 53 135 139 445
+			#   198.18.24.0/22  filtered (dropped) 53 135 139 445
+			#   198.18.28.0/22  open 445, closed 139 and 53, filtered 135
+			table inet ofmlab {
+				chain input {
+					type filter hook input priority 0; policy accept;
+					ip daddr 198.18.20.0/22 tcp dport { 53, 135, 139, 445 } reject with tcp reset
+					ip daddr 198.18.24.0/22 tcp dport { 53, 135, 139, 445 } drop
+					ip daddr 198.18.28.0/22 tcp dport 139 reject with tcp reset
+					ip daddr 198.18.28.0/22 tcp dport 135 drop
+				}
+			}
+		EOF
+		;;
+	esac
+	in_ns "$name" nft -f "$f"
+}
+
+ensure_lab_user() {
+	if ! id -u "$LAB_USER" >/dev/null 2>&1; then
+		say "adding system user $LAB_USER (no home, no login shell)"
+		useradd --system --no-create-home --shell /usr/sbin/nologin "$LAB_USER"
+	fi
+	local conf
+	conf=$(hostdir authshare)/smb.conf
+	local out
+	out=$(printf '%s\n%s\n' "$OFMLAB_PASSWORD" "$OFMLAB_PASSWORD" |
+		in_ns authshare timeout 20 smbpasswd -c "$conf" -a -s "$LAB_USER" 2>&1) ||
+		die "smbpasswd -a $LAB_USER failed: $out"
+	(
+		umask 077
+		printf '%s' "$OFMLAB_PASSWORD" >"$OFMLAB_DIR/password"
+	)
+	chmod 0600 "$OFMLAB_DIR/password"
+}
+
+# ---------------------------------------------------------------- network
+
+ns_sysctls() {
+	local n=$1
+	in_ns "$n" sysctl -qw net.ipv4.icmp_ratemask=0
+	if in_ns "$n" test -e /proc/sys/net/ipv4/icmp_ratelimit; then
+		in_ns "$n" sysctl -qw net.ipv4.icmp_ratelimit=0
+	fi
+	# IPv4 only: no IPv6 link-local chatter on the bridge.
+	if in_ns "$n" test -e /proc/sys/net/ipv6/conf/all/disable_ipv6; then
+		in_ns "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+	fi
+}
+
+build_network() {
+	ip netns add "$SWITCH"
+	ns_sysctls sw
+	ip -n "$SWITCH" link set lo up
+	ip -n "$SWITCH" link add br0 type bridge
+	ip -n "$SWITCH" link set br0 up
+	local name
+	for name in "${HOSTS[@]}"; do
+		ip netns add "$(ns "$name")"
+		ns_sysctls "$name"
+		# The veth pair is created between the two lab namespaces directly:
+		# nothing ever exists in the root namespace.
+		ip -n "$(ns "$name")" link add eth0 type veth peer name "v-$name" netns "$SWITCH"
+		ip -n "$SWITCH" link set "v-$name" master br0
+		ip -n "$SWITCH" link set "v-$name" up
+		ip -n "$(ns "$name")" link set lo up
+		ip -n "$(ns "$name")" addr add "${ADDR[$name]}/24" dev eth0
+		ip -n "$(ns "$name")" link set eth0 up
+	done
+	ip -n "$SCANNER" route add "$BULK_RANGE" via "${ADDR[bulk]}"
+	ip -n "$(ns bulk)" route add local "$BULK_RANGE" dev lo
+	in_ns bulk sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=8192
+}
+
+# ---------------------------------------------------------------- daemons
+
+# start_daemon NAME CMD... runs a self-daemonising command in the host's
+# namespace with no descriptor of ours open (fd 9 is the lab lock).
+start_daemon() {
+	local name=$1 h
+	shift
+	h=$(hostdir "$name")
+	ip netns exec "$(ns "$name")" "$@" 9<&- </dev/null >>"$h/log/start.log" 2>&1 ||
+		die "$name: $1 failed to start; see $h/log/start.log"
+}
+
+# start_samba NAME starts the host's Samba daemons in its namespace. They fork
+# (-D); `down` finds them with `ip netns pids`.
+start_samba() {
+	local name=$1 h conf
+	h=$(hostdir "$name")
+	conf=$h/smb.conf
+	if [[ $name == ofm90 ]]; then
+		start_daemon "$name" "$(dcerpcd_path)" -D --libexec-rpcds -s "$conf" -l "$h/log"
+	fi
+	start_daemon "$name" smbd -D -s "$conf" -l "$h/log"
+	case " ${NMBD_HOSTS[*]} " in
+	*" $name "*) start_daemon "$name" nmbd -D -s "$conf" -l "$h/log" ;;
+	esac
+}
+
+# start_labd NAME MODE ADDR[,ADDR...] starts one labd in the host's namespace.
+start_labd() {
+	local name=$1 mode=$2 listen=$3 h
+	h=$(hostdir "$name")
+	mkdir -p "$h/log" "$h/pid"
+	# The subshell execs, so nothing of this script stays behind as a parent.
+	# labd and the redirection both append to the log (O_APPEND), so runtime
+	# errors on stderr land next to labd's own lines.
+	# shellcheck disable=SC2094
+	(exec ip netns exec "$(ns "$name")" setsid "$OFMLAB_DIR/labd" -mode "$mode" -listen "$listen" \
+		-pidfile "$h/pid/labd-$mode.pid" -log "$h/log/labd-$mode.log") \
+		9<&- </dev/null >>"$h/log/labd-$mode.log" 2>&1 &
+}
+
+build_labd() {
+	command -v go >/dev/null || die "go not found in PATH; the lab builds testdata/lab/labd with it"
+	if [[ -z ${GOCACHE:-} && -z ${XDG_CACHE_HOME:-} && -z ${HOME:-} ]]; then
+		export GOCACHE=$OFMLAB_DIR/go-build-cache
+	fi
+	(cd "$REPO_ROOT" && timeout 300 go build -buildvcs=false -o "$OFMLAB_DIR/labd" ./testdata/lab/labd) ||
+		die "building labd failed"
+}
+
+# ---------------------------------------------------------------- health
+
+# listeners NAME prints "tcp PORT" and "udp PORT" for every listening socket
+# in the host's namespace (one ss call).
+listeners() {
+	in_ns "$1" ss -Hltun 2>/dev/null | awk '{ n = split($5, a, ":"); print $1, a[n] }' | sort -u
+}
+
+nbstat_ok() {
+	local name=$1 out
+	out=$(in_ns scan timeout 3 nmblookup -s "$(hostdir scan)/smb.conf" -A "${ADDR[$name]}" 2>/dev/null) || return 1
+	grep -Eq "^[[:space:]]*${NBNAME[$name]}[[:space:]]+<20>.*<ACTIVE>" <<<"$out"
+}
+
+# problems prints one line per thing that is not up; nothing means fully up.
+# The NetBIOS queries (slow when they fail) run only once all else is up.
+problems() {
+	local out
+	out=$(local_problems)
+	if [[ -n $out ]]; then
+		printf '%s\n' "$out"
+		return 0
+	fi
+	local name
+	for name in "${NMBD_HOSTS[@]}"; do
+		nbstat_ok "$name" || printf '%s: no NetBIOS node status answer naming %s\n' "$name" "${NBNAME[$name]}"
+	done
+	return 0
+}
+
+# local_problems checks namespaces, state, listeners and firewall tables.
+local_problems() {
+	local n p name have
+	have=" $(lab_namespaces | tr '\n' ' ') "
+	for n in sw "${HOSTS[@]}"; do
+		[[ $have == *" $(ns "$n") "* ]] || printf 'namespace %s missing\n' "$(ns "$n")"
+	done
+	[[ -d $OFMLAB_DIR && -e $OFMLAB_DIR/$MARKER ]] || printf 'state dir %s missing\n' "$OFMLAB_DIR"
+	[[ -x $OFMLAB_DIR/labd ]] || printf 'labd binary missing\n'
+	[[ $have == *" $SCANNER "* ]] || return 0
+	local socks
+	for name in "${HOSTS[@]}"; do
+		[[ $have == *" $(ns "$name") "* ]] || continue
+		[[ -n ${WANT_TCP[$name]:-}${WANT_UDP[$name]:-} ]] || continue
+		socks=" $(listeners "$name" | tr '\n' ' ') "
+		for p in ${WANT_TCP[$name]:-}; do
+			[[ $socks == *" tcp $p "* ]] || printf '%s: nothing listens on tcp %s\n' "$name" "$p"
+		done
+		for p in ${WANT_UDP[$name]:-}; do
+			[[ $socks == *" udp $p "* ]] || printf '%s: nothing listens on udp %s\n' "$name" "$p"
+		done
+	done
+	for name in "${NFT_HOSTS[@]}"; do
+		[[ $have == *" $(ns "$name") "* ]] || continue
+		in_ns "$name" nft list table inet ofmlab >/dev/null 2>&1 || printf '%s: nftables table inet ofmlab missing\n' "$name"
+	done
+	return 0
+}
+
+# wait_ready waits until every daemon listens, or dies with the logs of the
+# hosts that are not ready.
+wait_ready() {
+	local deadline=$((SECONDS + OFMLAB_WAIT)) left
+	while :; do
+		left=$(problems)
+		[[ -z $left ]] && return 0
+		((SECONDS < deadline)) || break
+		sleep 0.2
+	done
+	warn "not up after ${OFMLAB_WAIT}s:"
+	printf '  %s\n' "$left" >&2
+	local name f
+	for name in "${HOSTS[@]}"; do
+		grep -q "^$name:" <<<"$left" || continue
+		for f in "$(hostdir "$name")"/log/*; do
+			[[ -f $f && -s $f ]] || continue
+			printf '\n==> %s (last 25 lines) <==\n' "$f" >&2
+			tail -n 25 "$f" >&2
+		done
+	done
+	die "up failed; the lab is left as is for debugging (lab.sh status, lab.sh down)"
+}
+
+# ---------------------------------------------------------------- commands
+
+cmd_up() {
+	require_root
+	check_state_dir
+	lab_lock
+	if [[ -n $(lab_namespaces) && -z $(problems) ]]; then
+		say "already up"
+		return 0
+	fi
+	if [[ -n $(lab_namespaces) || -d $OFMLAB_DIR ]]; then
+		say "partially up; taking it down first"
+		lab_down
+	fi
+	local start=$SECONDS
+	cmd_install
+	mkdir -p "$OFMLAB_DIR"
+	chmod 0755 "$OFMLAB_DIR"
+	touch "$OFMLAB_DIR/$MARKER"
+	say "building labd"
+	build_labd
+
+	say "creating namespaces"
+	build_network
+
+	say "writing configuration"
+	local name
+	for name in "${HOSTS[@]}"; do mkdir -p "$(hostdir "$name")"/{log,pid}; done
+	for name in "${!NBNAME[@]}"; do write_smb_conf "$name"; done
+	write_scan_conf
+	ensure_lab_user
+	for name in "${NFT_HOSTS[@]}"; do write_nft "$name"; done
+
+	say "starting daemons"
+	for name in "${!NBNAME[@]}"; do start_samba "$name"; done
+	start_labd ofm90 accept 0.0.0.0:53
+	start_labd tarpit hold 0.0.0.0:53,0.0.0.0:135,0.0.0.0:139,0.0.0.0:445
+	start_labd bulk accept 0.0.0.0:135,0.0.0.0:139,0.0.0.0:445
+
+	say "waiting (at most ${OFMLAB_WAIT}s) for every daemon to listen"
+	wait_ready
+	say "up in $((SECONDS - start))s (state in $OFMLAB_DIR)"
+}
+
+# lab_down ends every process in the lab's namespaces (by PID), deletes the
+# namespaces and removes the state directory.
+lab_down() {
+	local n pids=() pid i
+	for n in $(lab_namespaces); do
+		for pid in $(ip netns pids "$n" 2>/dev/null); do pids+=("$pid"); done
+	done
+	if ((${#pids[@]})); then
+		say "stopping ${#pids[@]} lab processes"
+		kill -TERM "${pids[@]}" 2>/dev/null || true
+		for ((i = 0; i < 100; i++)); do
+			local alive=()
+			for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+			((${#alive[@]})) || break
+			sleep 0.1
+		done
+		for n in $(lab_namespaces); do
+			for pid in $(ip netns pids "$n" 2>/dev/null); do
+				warn "process $pid in $n ignored SIGTERM; sending SIGKILL"
+				kill -KILL "$pid" 2>/dev/null || true
+			done
+		done
+		for ((i = 0; i < 20; i++)); do
+			local left=""
+			for n in $(lab_namespaces); do left+=$(ip netns pids "$n" 2>/dev/null); done
+			[[ -z $left ]] && break
+			sleep 0.1
+		done
+	fi
+	for n in $(lab_namespaces); do
+		ip netns del "$n"
+	done
+	if [[ -d $OFMLAB_DIR ]]; then
+		[[ -e $OFMLAB_DIR/$MARKER ]] || [[ -z $(ls -A "$OFMLAB_DIR") ]] ||
+			die "$OFMLAB_DIR is not a lab state dir; not removing it"
+		rm -rf --one-file-system "$OFMLAB_DIR"
+	fi
+}
+
+cmd_down() {
+	require_root
+	check_state_dir
+	lab_lock
+	lab_down
+	say "down"
+}
+
+cmd_status() {
+	require_root
+	local name n
+	for name in sw "${HOSTS[@]}"; do
+		n=$(ns "$name")
+		if ! ip netns list | awk '{print $1}' | grep -qx "$n"; then
+			printf '== %s: absent\n\n' "$n"
+			continue
+		fi
+		printf '== %s %s\n' "$n" "${ADDR[$name]:-(switch)}"
+		ip -n "$n" -brief addr show
+		ip -n "$n" route show
+		if [[ $name == bulk ]]; then
+			ip -n "$n" route show table local type local dev lo | grep -v '^local 127\.' || true
+		fi
+		ip netns exec "$n" ss -ltnup
+		echo
+	done
+	local left
+	left=$(problems)
+	if [[ -z $left ]]; then
+		say "UP (state in $OFMLAB_DIR)"
+		return 0
+	fi
+	say "NOT fully up:"
+	printf '  %s\n' "$left"
+	exit 1
+}
+
+cmd_exec() {
+	require_root
+	(($#)) || die "usage: lab.sh exec CMD [ARG...]"
+	ip netns list | awk '{print $1}' | grep -qx "$SCANNER" || die "the lab is not up ($SCANNER missing)"
+	exec ip netns exec "$SCANNER" "$@"
+}
+
+usage() {
+	cat <<-'EOF'
+		usage: lab.sh COMMAND   (as root)
+		  install      install missing packages (samba smbclient nmap nbtscan nftables iproute2 procps)
+		  up           build and start the lab (idempotent)
+		  down         stop every lab process, delete the namespaces and the state dir
+		  status       show addresses and listening sockets; exit 0 only if fully up
+		  exec CMD...  run CMD inside the scanner namespace (ofmlab-scan, 198.18.0.2)
+	EOF
+}
+
+main() {
+	local cmd=${1:-}
+	(($#)) && shift
+	case $cmd in
+	install) cmd_install ;;
+	up) cmd_up ;;
+	down) cmd_down ;;
+	status) cmd_status ;;
+	exec) cmd_exec "$@" ;;
+	-h | --help | help) usage ;;
+	*)
+		usage >&2
+		exit 2
+		;;
+	esac
+}
+
+main "$@"
