@@ -121,12 +121,13 @@ func (s *Scanner) nodeStatus(ctx context.Context, addr netip.Addr) NodeStatus {
 }
 
 // udpErrorState maps a UDP read or write error to a final state: ICMP port unreachable is closed, host or network
-// unreachable is unreachable. Timeouts are not final.
+// unreachable is unreachable, and so is a send the kernel refuses (EACCES: a broadcast address, which ofmprobe never
+// sends to). Timeouts are not final.
 func udpErrorState(err error) (string, bool) {
 	switch Classify(err) {
 	case StatusRefused:
 		return NBClosed, true
-	case StatusUnreachable:
+	case StatusUnreachable, StatusAccessDenied:
 		return NBUnreachable, true
 	}
 	return "", false
@@ -138,7 +139,7 @@ func nbstatFinal(ns NodeStatus, state string, err error, rtt time.Duration) Node
 	case NBClosed:
 		ns.Evidence = fmt.Sprintf("nbstat 137: closed, ICMP port unreachable after %s", formatRTT(rtt))
 	default:
-		ns.Evidence = fmt.Sprintf("nbstat 137: unreachable, %s after %s", errnoText(err), formatRTT(rtt))
+		ns.Evidence = "nbstat 137: unreachable, " + errnoText(err) + afterRTT(rtt)
 	}
 	return ns
 }

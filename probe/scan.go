@@ -111,7 +111,7 @@ func NewScanner(opts Options) (*Scanner, error) {
 		sockets: semaphore.NewWeighted(int64(opts.Concurrency)),
 		// No keep-alives: a connect probe closes at once.
 		dialer:     &net.Dialer{KeepAlive: -1},
-		udpDialer:  &net.Dialer{},
+		udpDialer:  &net.Dialer{Control: udpControl},
 		nbstatPort: 137,
 		nbssPort:   139,
 		stop:       make(chan struct{}),
@@ -147,9 +147,9 @@ func (s *Scanner) Run(ctx context.Context, targets iter.Seq[Target], emit func(*
 		}
 	}()
 
-	// Hosts in flight: enough to keep the socket budget busy when each host's ports run in parallel.
-	perHost := max(1, min(s.opts.PerHost, s.stepsPerHost()))
-	hostLimit := max(1, (s.opts.Concurrency+perHost-1)/perHost)
+	// Hosts in flight: as many as sockets, since a host waiting on one silent port holds one socket and a host is
+	// small. The socket semaphore, not this limit, bounds the load; this one bounds memory.
+	hostLimit := s.opts.Concurrency
 	var g errgroup.Group
 	g.SetLimit(hostLimit)
 feed:
@@ -173,15 +173,6 @@ feed:
 	<-done
 	stats.Pushback = s.pushback.Load()
 	return stats
-}
-
-// stepsPerHost is how many first-phase steps a host has.
-func (s *Scanner) stepsPerHost() int {
-	n := len(s.ports) + len(s.opts.UDPPorts)
-	if s.opts.NodeStatus {
-		n++
-	}
-	return n
 }
 
 // probeHost runs every step for one host, in two phases. First, in parallel under the per-host cap, the TCP

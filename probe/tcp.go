@@ -124,6 +124,14 @@ func formatRTT(d time.Duration) string {
 	}
 }
 
+// afterRTT is " after 1.2 ms", or nothing when no packet left (the kernel refused at once).
+func afterRTT(d time.Duration) string {
+	if d < time.Microsecond {
+		return ""
+	}
+	return " after " + formatRTT(d)
+}
+
 func plural(n int, word string) string {
 	if n == 1 {
 		return word
@@ -135,6 +143,9 @@ func plural(n int, word string) string {
 func errnoText(err error) string {
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
+		if errno == syscall.EACCES {
+			return "not sent, the kernel refused (a broadcast address)"
+		}
 		return errno.Error()
 	}
 	return err.Error()

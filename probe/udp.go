@@ -63,7 +63,7 @@ func udpFinal(r PortResult, state string, err error, rtt time.Duration) PortResu
 		r.Evidence = fmt.Sprintf("udp %d: closed, ICMP port unreachable after %s", r.Port, formatRTT(rtt))
 	} else {
 		r.State = StateUnreachable
-		r.Evidence = fmt.Sprintf("udp %d: unreachable, %s after %s", r.Port, errnoText(err), formatRTT(rtt))
+		r.Evidence = fmt.Sprintf("udp %d: unreachable, %s%s", r.Port, errnoText(err), afterRTT(rtt))
 	}
 	return r
 }
