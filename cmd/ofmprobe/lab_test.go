@@ -125,7 +125,7 @@ var (
 // labTruth is the lab /24 as designed (testdata/lab/README.md). SMB, share and RPC checks arrive with issue #4, so a
 // host whose SMB ports are open is "incomplete" (not proven), never "pass"; a provably blocked path fails.
 var labTruth = map[string]labHost{
-	"198.18.0.2": host("scanner itself", [4]string{"closed", "closed", "closed", "closed"}, allClosedUDP, "closed", "", "up", "fail", "fail"),
+	"198.18.0.2":  host("scanner itself", [4]string{"closed", "closed", "closed", "closed"}, allClosedUDP, "closed", "", "up", "fail", "fail"),
 	"198.18.0.10": host("ofm90", [4]string{"open", "open", "open", "open"}, nmbdUDP, "answered", "positive", "up", "incomplete", "incomplete"),
 	// NetBIOS dropped: OFM 9.0 fails (no name service, no session); 9.1 is only waiting for its SMB checks.
 	"198.18.0.11": host("ofm91 hardened", [4]string{"closed", "closed", "filtered", "open"}, [3]string{"closed", "open|filtered", "closed"}, "silent", "", "up", "fail", "incomplete"),
