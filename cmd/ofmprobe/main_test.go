@@ -174,6 +174,51 @@ func TestScanLoopback(t *testing.T) {
 	}
 }
 
+// TestScanIPv6AndExcludeFile scans ::1 and 127.0.0.1-3 minus an exclude file: IPv6 gets TCP and no NetBIOS (with
+// the reason in its grades), and excluded addresses never appear.
+func TestScanIPv6AndExcludeFile(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	exclude := filepath.Join(t.TempDir(), "exclude.txt")
+	os.WriteFile(exclude, []byte("127.0.0.2 # not this one\n127.0.0.3\n"), 0o644)
+	code, out, stderr := runCLI(t, "", "scan", "::1", "127.0.0.1-3", "--exclude-file", exclude, "--ports", fmt.Sprint(port),
+		"--udp-timeout", "200ms", "--udp-retries", "0", "-f", "json")
+	if code != exitFail {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc report.Document
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Hosts) != 2 || doc.Hosts[0].Address != "127.0.0.1" || doc.Hosts[1].Address != "::1" {
+		t.Fatalf("hosts %+v, want 127.0.0.1 and ::1 only", doc.Hosts)
+	}
+	v6 := doc.Hosts[1]
+	if v6.NetBIOS != nil || len(v6.Ports) != 1+3 || v6.Ports[0].State != "open" {
+		t.Errorf("::1: netbios %+v, ports %+v; want TCP open and no NetBIOS probe", v6.NetBIOS, v6.Ports)
+	}
+	for _, g := range v6.Profiles {
+		for _, r := range g.Results {
+			if r.Requirement == "netbios-name" && (r.Outcome != "skipped" || r.Reason != "nbstat 137: NetBIOS runs over IPv4 only") {
+				t.Errorf("::1 netbios-name: %+v", r)
+			}
+		}
+	}
+}
+
 // TestInterruptKeepsResults sends SIGINT to a real ofmprobe process in the middle of a scan of silent loopback ports:
 // it must stop starting hosts, finish those in flight, write them and a summary, and exit 130.
 func TestInterruptKeepsResults(t *testing.T) {
