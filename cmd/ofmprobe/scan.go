@@ -72,8 +72,8 @@ func scanCommand() *cli.Command {
 			&cli.IntFlag{Name: "ofm-port", Usage: "the OFM 9.1+ service's TCP `PORT`, if known (graded by ofm-9.1)"},
 			&cli.DurationFlag{Name: "timeout", Value: 1500 * time.Millisecond, Usage: "wait this `DURATION` for each connect attempt"},
 			&cli.IntFlag{Name: "retries", Value: 1, Usage: "try a silent port `N` more times before calling it filtered"},
-			&cli.DurationFlag{Name: "udp-timeout", Value: time.Second, Usage: "wait this `DURATION` for an answer to each UDP datagram (NetBIOS node status, UDP ports)"},
-			&cli.IntFlag{Name: "udp-retries", Value: 2, Usage: "send to a silent UDP port `N` more times (ICMP answers are rate-limited, datagrams get lost)"},
+			&cli.DurationFlag{Name: "udp-timeout", Value: 750 * time.Millisecond, Usage: "wait this `DURATION` for an answer to each UDP datagram (NetBIOS node status, UDP ports)"},
+			&cli.IntFlag{Name: "udp-retries", Value: 3, Usage: "send to a silent UDP port `N` more times (ICMP answers are rate-limited, datagrams get lost)"},
 			&cli.IntFlag{Name: "concurrency", Value: 1024, Usage: "`N` sockets in flight across the scan (kept below the open-file limit)"},
 			&cli.IntFlag{Name: "per-host", Value: 4, Usage: "`N` probes in flight to any one host"},
 			&cli.BoolFlag{Name: "debug", Usage: "print internal errors with their stacks on stderr"},
@@ -169,7 +169,7 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	run := report.Run{
 		Tool: "ofmprobe", Version: version, Started: time.Now().UTC(), Profiles: profileIDs(profiles),
 		Options: report.RunOptions{
-			Ports: ports, UDPPorts: catalog.UDPPorts(profiles), TimeoutMS: float64(opts.timeout) / float64(time.Millisecond), Retries: opts.retries,
+			Ports: nonNil(ports), UDPPorts: nonNil(catalog.UDPPorts(profiles)), TimeoutMS: float64(opts.timeout) / float64(time.Millisecond), Retries: opts.retries,
 			UDPTimeoutMS: float64(opts.udpTimeout) / float64(time.Millisecond), UDPRetries: opts.udpRetries,
 			Concurrency: budget, PerHost: opts.perHost, OFMPort: opts.ofmPort,
 		},
@@ -297,6 +297,14 @@ func profileIDs(ps []catalog.Profile) []string {
 		ids[i] = p.ID
 	}
 	return ids
+}
+
+// nonNil makes an empty list print as [] rather than null.
+func nonNil(s []int) []int {
+	if s == nil {
+		return []int{}
+	}
+	return s
 }
 
 // splitList flattens repeated and comma-separated flag values.
