@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -137,8 +138,14 @@ var labTruth = map[string]labHost{
 	// Accepts every TCP connection and never answers: the session request times out.
 	"198.18.0.16": host("tarpit", [4]string{"open", "open", "open", "open"}, allClosedUDP, "closed", "timeout", "up", "fail", "incomplete"),
 	"198.18.0.17": noHost,
-	// labd accepts on 135/139/445 and closes at once: not a NetBIOS answer.
-	"198.18.0.250": host("bulk router", [4]string{"closed", "open", "open", "open"}, allClosedUDP, "closed", "protocol error", "up", "fail", "incomplete"),
+	// Malformed NetBIOS on 137 and 139, hostile SMB frames on 445: protocol errors, and the scan goes on.
+	"198.18.0.18": host("garbage", [4]string{"closed", "closed", "open", "open"}, allClosedUDP, "protocol error", "protocol error", "up", "fail", "incomplete"),
+	// 20% of its inbound UDP 137 is dropped at random; four tries still get through.
+	"198.18.0.19": host("lossy", [4]string{"closed", "closed", "open", "open"}, nmbdUDP, "answered", "positive", "up", "incomplete", "incomplete"),
+	"198.18.0.20": host("smb1only", [4]string{"closed", "closed", "open", "open"}, nmbdUDP, "answered", "positive", "up", "incomplete", "incomplete"),
+	// The bulk namespace's responder answers node status for its own address too; labd accepts on 135/139/445 and
+	// closes at once, which is not a NetBIOS session answer. UDP 138 is closed, which fails OFM 9.0.
+	"198.18.0.250": host("bulk router", [4]string{"closed", "open", "open", "open"}, allClosedUDP, "answered", "protocol error", "up", "fail", "incomplete"),
 }
 
 // TestLabSweep24 scans the lab /24 with default settings and checks every port of every host and every grade.
@@ -286,12 +293,13 @@ func TestLabBulk20(t *testing.T) {
 		prefix netip.Prefix
 		want   labHost
 	}{
-		// Until the lab's NetBIOS responder exists (issue #3), UDP 137 is closed everywhere in the bulk range.
-		{netip.MustParsePrefix("198.18.16.0/22"), host("open block", open3, allClosedUDP, "closed", "protocol error", "up", "fail", "incomplete")},
+		// The bulk responder answers node status in the open and mixed blocks, is closed (ICMP) in the closed block and
+		// silent in the dropped one. UDP 138 is closed everywhere, which fails OFM 9.0.
+		{netip.MustParsePrefix("198.18.16.0/22"), host("open block", open3, allClosedUDP, "answered", "protocol error", "up", "fail", "incomplete")},
 		{netip.MustParsePrefix("198.18.20.0/22"), host("closed block", [4]string{"closed", "closed", "closed", "closed"}, allClosedUDP, "closed", "", "up", "fail", "fail")},
 		// TCP dropped, but UDP answers with ICMP: the host is there.
-		{netip.MustParsePrefix("198.18.24.0/22"), host("dropped block", [4]string{"filtered", "filtered", "filtered", "filtered"}, allClosedUDP, "closed", "", "up", "fail", "fail")},
-		{netip.MustParsePrefix("198.18.28.0/22"), host("mixed block", [4]string{"closed", "filtered", "closed", "open"}, allClosedUDP, "closed", "", "up", "fail", "incomplete")},
+		{netip.MustParsePrefix("198.18.24.0/22"), host("dropped block", [4]string{"filtered", "filtered", "filtered", "filtered"}, allClosedUDP, "silent", "", "up", "fail", "fail")},
+		{netip.MustParsePrefix("198.18.28.0/22"), host("mixed block", [4]string{"closed", "filtered", "closed", "open"}, allClosedUDP, "answered", "", "up", "fail", "incomplete")},
 	}
 	var problems []string
 	for _, h := range doc.Hosts {
@@ -301,6 +309,146 @@ func TestLabBulk20(t *testing.T) {
 				problems = append(problems, checkHost(h, b.want)...)
 			}
 		}
+		// The responder's names follow from the address: BULKccc ddd, workgroup BULKLAB, MAC 02:00:c6:12:cc:dd.
+		if nb := h.NetBIOS; nb != nil && nb.State == "answered" {
+			o := a.As4()
+			name := fmt.Sprintf("BULK%03d%03d", o[2], o[3])
+			mac := fmt.Sprintf("02:00:c6:12:%02x:%02x", o[2], o[3])
+			if nb.ComputerName != name || nb.Workgroup != "BULKLAB" || !nb.FileServer || nb.MAC != mac {
+				problems = append(problems, fmt.Sprintf("%s: node status %s/%s file server %v MAC %s, want %s/BULKLAB, true, %s",
+					h.Address, nb.ComputerName, nb.Workgroup, nb.FileServer, nb.MAC, name, mac))
+			}
+		}
 	}
 	reportProblems(t, problems)
+}
+
+// nmblookupNames runs nmblookup -A in the scanner namespace and returns the names it lists as "NAME<XX>" or
+// "NAME<XX> group", sorted, and the MAC address line.
+func nmblookupNames(t *testing.T, addr string) ([]string, string) {
+	t.Helper()
+	out, stderr, code := inLab(t, 30*time.Second, "nmblookup", "-A", addr)
+	if code != 0 {
+		t.Fatalf("nmblookup -A %s: exit %d: %s%s", addr, code, out, stderr)
+	}
+	var names []string
+	mac := ""
+	entry := regexp.MustCompile(`^\s+(\S.*?)\s+<([0-9a-fA-F]{2})> -\s+(<GROUP> )?[BPMH] `)
+	for _, l := range strings.Split(out, "\n") {
+		if m := entry.FindStringSubmatch(l); m != nil {
+			n := fmt.Sprintf("%s<%s>", m[1], strings.ToUpper(m[2]))
+			if m[3] != "" {
+				n += " group"
+			}
+			names = append(names, n)
+		}
+		if strings.HasPrefix(strings.TrimSpace(l), "MAC Address = ") {
+			mac = strings.TrimPrefix(strings.TrimSpace(l), "MAC Address = ")
+		}
+	}
+	slices.Sort(names)
+	return names, mac
+}
+
+// TestLabNetBIOSNamesMatchNmblookup compares ofmprobe's node status with Samba's own nmblookup -A on the same hosts,
+// in the same test: every name, suffix and group flag, and the MAC (Samba sends zeros: reported as unknown).
+func TestLabNetBIOSNamesMatchNmblookup(t *testing.T) {
+	bin := needLab(t)
+	hosts := []string{"198.18.0.10", "198.18.0.12", "198.18.0.13", "198.18.0.14", "198.18.0.20", "198.18.16.5", "198.18.29.200"}
+	doc, _ := scanLabJSON(t, bin, append([]string{"--catalog", "../../testdata/bench/nbstat-only.json"}, hosts...)...)
+	byAddr := map[string]report.HostRecord{}
+	for _, h := range doc.Hosts {
+		byAddr[h.Address] = h
+	}
+	for _, addr := range hosts {
+		want, mac := nmblookupNames(t, addr)
+		nb := byAddr[addr].NetBIOS
+		if nb == nil || nb.State != "answered" {
+			t.Errorf("%s: node status %+v", addr, nb)
+			continue
+		}
+		var got []string
+		for _, n := range nb.Names {
+			s := fmt.Sprintf("%s<%s>", n.Name, n.Suffix)
+			if n.Group {
+				s += " group"
+			}
+			got = append(got, s)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) || len(got) == 0 {
+			t.Errorf("%s: ofmprobe names %q, nmblookup %q", addr, got, want)
+		}
+		wantMAC := strings.ToLower(strings.ReplaceAll(mac, "-", ":"))
+		if wantMAC == "00:00:00:00:00:00" {
+			wantMAC = ""
+		}
+		if nb.MAC != wantMAC {
+			t.Errorf("%s: MAC %q, nmblookup says %q", addr, nb.MAC, mac)
+		}
+	}
+}
+
+// TestLabLossyHostNames scans the host that drops a share of its UDP 137 packets at random, ten times at default
+// settings: ofmprobe must find its names every time. nbtscan's rate on the same host is logged for the record.
+func TestLabLossyHostNames(t *testing.T) {
+	bin := needLab(t)
+	const runs = 10
+	found := 0
+	for range runs {
+		doc, _ := scanLabJSON(t, bin, "198.18.0.19")
+		if nb := doc.Hosts[0].NetBIOS; nb != nil && nb.State == "answered" && nb.ComputerName == "LOSSY" {
+			found++
+		} else {
+			t.Logf("run missed the names: %+v", nb)
+		}
+	}
+	nbtscanFound := 0
+	for range runs {
+		out, _, _ := inLab(t, 30*time.Second, "nbtscan", "198.18.0.19")
+		if strings.Contains(out, "LOSSY") {
+			nbtscanFound++
+		}
+	}
+	t.Logf("lossy host: ofmprobe found its names in %d of %d runs, nbtscan (defaults) in %d of %d", found, runs, nbtscanFound, runs)
+	if found != runs {
+		t.Errorf("ofmprobe found the lossy host's names in %d of %d runs, want all", found, runs)
+	}
+}
+
+// TestLabMalformedHost: garbage on UDP 137 and TCP 139 is "protocol error" evidence, and the rest of the scan goes on.
+func TestLabMalformedHost(t *testing.T) {
+	bin := needLab(t)
+	doc, _ := scanLabJSON(t, bin, "198.18.0.10", "198.18.0.18", "198.18.0.19")
+	if len(doc.Hosts) != 3 || doc.Summary.Internal != 0 {
+		t.Fatalf("%d hosts, %d internal errors; want 3 and none", len(doc.Hosts), doc.Summary.Internal)
+	}
+	g := doc.Hosts[1]
+	if g.Address != "198.18.0.18" || g.NetBIOS == nil || g.NetBIOS.State != "protocol error" || g.Session == nil || g.Session.State != "protocol error" {
+		t.Fatalf("garbage host: %+v %+v", g.NetBIOS, g.Session)
+	}
+	if !strings.HasPrefix(g.NetBIOS.Evidence, "nbstat 137: the answer is not a valid node status") ||
+		!strings.Contains(g.Session.Evidence, "not a NetBIOS answer") {
+		t.Errorf("evidence: %q / %q", g.NetBIOS.Evidence, g.Session.Evidence)
+	}
+	for _, h := range []report.HostRecord{doc.Hosts[0], doc.Hosts[2]} {
+		if h.NetBIOS == nil || h.NetBIOS.State != "answered" {
+			t.Errorf("%s after the malformed host: %+v", h.Address, h.NetBIOS)
+		}
+	}
+}
+
+// TestLabHostNames resolves lab names through the scanner namespace's hosts file: every address is reported with the
+// name it came from, and a name with two addresses gives two hosts.
+func TestLabHostNames(t *testing.T) {
+	bin := needLab(t)
+	doc, _ := scanLabJSON(t, bin, "--catalog", "../../testdata/bench/tcp-only.json", "ofm90.lab", "ofm-multi.lab", "198.18.0.12")
+	var got []string
+	for _, h := range doc.Hosts {
+		got = append(got, h.Address+" "+h.Name)
+	}
+	want := []string{"198.18.0.10 ofm90.lab", "198.18.0.11 ofm-multi.lab", "198.18.0.12 "}
+	if !slices.Equal(got, want) {
+		t.Errorf("hosts %q, want %q (198.18.0.10 probed once, under the first name that gave it)", got, want)
+	}
 }
