@@ -41,13 +41,8 @@ var callingName = netbios.Name{Name: "OFMPROBE", Suffix: netbios.SuffixWorkstati
 // nbssSession is the "nbss session" step: it asks TCP 139 for a NetBIOS session to the host's own file-server name
 // when node status gave one, and to *SMBSERVER otherwise or after a refusal, as Samba's client and impacket do.
 func (s *Scanner) nbssSession(ctx context.Context, addr netip.Addr, serverName string) Session {
-	var called []netbios.Name
-	if serverName != "" {
-		called = append(called, netbios.Name{Name: serverName, Suffix: netbios.SuffixFileServer})
-	}
-	called = append(called, smbServerName)
 	var sess Session
-	for _, name := range called {
+	for _, name := range calledNames(serverName) {
 		sess.Called = append(sess.Called, name.String())
 		state, evidence, rtt := s.sessionRequest(ctx, addr, name)
 		sess.State, sess.Evidence, sess.RTT = state, evidence, rtt
@@ -56,6 +51,16 @@ func (s *Scanner) nbssSession(ctx context.Context, addr netip.Addr, serverName s
 		}
 	}
 	return sess
+}
+
+// calledNames lists the names to ask for a session: the host's own file-server name when node status gave one, then
+// *SMBSERVER.
+func calledNames(serverName string) []netbios.Name {
+	var called []netbios.Name
+	if serverName != "" {
+		called = append(called, netbios.Name{Name: serverName, Suffix: netbios.SuffixFileServer})
+	}
+	return append(called, smbServerName)
 }
 
 // sessionRequest sends one session request on a fresh connection and reads the answer, skipping keepalives.
@@ -73,6 +78,13 @@ func (s *Scanner) sessionRequest(ctx context.Context, addr netip.Addr, called ne
 		return dialFailureState(err), fmt.Sprintf("%s: connect failed: %v", prefix, errnoText(err)), time.Since(start)
 	}
 	defer conn.Close()
+	return s.requestSession(conn, called, start)
+}
+
+// requestSession sends a session request for called on conn, which the caller dialled at start and closes, and
+// reads the answer, skipping keepalives. After a positive answer conn carries session messages (SMB over NetBIOS).
+func (s *Scanner) requestSession(conn net.Conn, called netbios.Name, start time.Time) (state, evidence string, rtt time.Duration) {
+	prefix := fmt.Sprintf("nbss 139 (%s)", called)
 	conn.SetDeadline(time.Now().Add(s.opts.Timeout))
 	req, err := netbios.AppendSessionRequest(make([]byte, 0, 72), called, callingName)
 	if err != nil {
