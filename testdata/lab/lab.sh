@@ -9,6 +9,7 @@
 #   OFMLAB_DIR       state directory (default /run/ofmlab)
 #   OFMLAB_PASSWORD  lab-only password of the Samba user ofmlab (default Lab-Only-0fm!pw)
 #   OFMLAB_WAIT      seconds `up` waits for every daemon to listen (default 60)
+#   OFMLAB_LOSS      percentage of inbound UDP 137 datagrams host lossy drops at random (default 20)
 set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -16,6 +17,7 @@ REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 OFMLAB_DIR=${OFMLAB_DIR:-/run/ofmlab}
 OFMLAB_PASSWORD=${OFMLAB_PASSWORD:-Lab-Only-0fm!pw}
 OFMLAB_WAIT=${OFMLAB_WAIT:-60}
+OFMLAB_LOSS=${OFMLAB_LOSS:-20}
 
 NS_PREFIX=ofmlab-
 SWITCH=${NS_PREFIX}sw
@@ -23,28 +25,40 @@ SCANNER=${NS_PREFIX}scan
 MARKER=.ofmlab-state # proves a directory is ours before `down` removes it
 BULK_RANGE=198.18.16.0/20
 LAB_USER=ofmlab
-APT_PACKAGES=(samba smbclient nmap nbtscan nftables iproute2 procps)
+APT_PACKAGES=(samba smbclient nmap nbtscan nftables iproute2 procps time)
+# The scanner namespace's /etc/hosts: `ip netns exec` bind-mounts every file of
+# /etc/netns/NS over /etc, so the directory holds only the hosts file, whose
+# first line marks it as ours.
+NETNS_ETC=/etc/netns/${SCANNER}
+NETNS_MARKER='# ofmprobe lab: /etc/hosts of the scanner namespace; written by lab.sh up, removed by lab.sh down'
 POLICY_CREATED=0 # 1 while a policy-rc.d written by this script exists
 
 # Every namespace except the switch, in start order, with its address on the bridge.
-HOSTS=(scan ofm90 ofm91 drop445 noshare authshare empty tarpit bulk)
+HOSTS=(scan ofm90 ofm91 drop445 noshare authshare empty tarpit garbage lossy smb1only bulk)
 declare -A ADDR=(
 	[scan]=198.18.0.2 [ofm90]=198.18.0.10 [ofm91]=198.18.0.11 [drop445]=198.18.0.12
 	[noshare]=198.18.0.13 [authshare]=198.18.0.14 [empty]=198.18.0.15 [tarpit]=198.18.0.16
+	[garbage]=198.18.0.18 [lossy]=198.18.0.19 [smb1only]=198.18.0.20
 	[bulk]=198.18.0.250
 )
 # NetBIOS names of the Samba hosts (hosts absent here run no Samba).
-declare -A NBNAME=([ofm90]=OFM90 [ofm91]=OFM91 [drop445]=DROP445 [noshare]=NOSHARE [authshare]=AUTHSHARE)
+declare -A NBNAME=([ofm90]=OFM90 [ofm91]=OFM91 [drop445]=DROP445 [noshare]=NOSHARE [authshare]=AUTHSHARE
+	[lossy]=LOSSY [smb1only]=SMB1ONLY)
 # Hosts that run nmbd, so must answer a NetBIOS node status query.
-NMBD_HOSTS=(ofm90 drop445 noshare authshare)
+NMBD_HOSTS=(ofm90 drop445 noshare authshare lossy smb1only)
 # What must listen in each namespace before the lab counts as up.
 declare -A WANT_TCP=(
 	[ofm90]="53 135 139 445" [ofm91]="445" [drop445]="139 445" [noshare]="139 445"
-	[authshare]="139 445" [tarpit]="53 135 139 445" [bulk]="135 139 445"
+	[authshare]="139 445" [tarpit]="53 135 139 445" [garbage]="139 445" [lossy]="139 445"
+	[smb1only]="139 445" [bulk]="135 139 445"
 )
-declare -A WANT_UDP=([ofm90]="137 138" [drop445]="137 138" [noshare]="137 138" [authshare]="137 138")
+declare -A WANT_UDP=([ofm90]="137 138" [drop445]="137 138" [noshare]="137 138" [authshare]="137 138"
+	[garbage]="137" [lossy]="137 138" [smb1only]="137 138" [bulk]="137")
 # Namespaces that carry an nftables table named "inet ofmlab".
-NFT_HOSTS=(ofm91 drop445 bulk)
+NFT_HOSTS=(ofm91 drop445 lossy bulk)
+# The address and name the bulk node status responder must answer with before the lab counts as up.
+BULK_PROBE=198.18.16.1
+BULK_PROBE_NAME=BULK016001
 
 say() { printf 'lab: %s\n' "$*"; }
 warn() { printf 'lab: %s\n' "$*" >&2; }
@@ -78,6 +92,14 @@ check_state_dir() {
 	fi
 }
 
+check_env() {
+	if ! [[ $OFMLAB_LOSS =~ ^[0-9]{1,3}$ ]] || ((10#$OFMLAB_LOSS > 100)); then
+		die "OFMLAB_LOSS must be a whole percentage 0-100: $OFMLAB_LOSS"
+	fi
+	OFMLAB_LOSS=$((10#$OFMLAB_LOSS))
+	[[ $OFMLAB_WAIT =~ ^[0-9]+$ ]] || die "OFMLAB_WAIT must be a number of seconds: $OFMLAB_WAIT"
+}
+
 # lab_lock serialises concurrent runs of this script.
 lab_lock() {
 	exec 9<"${BASH_SOURCE[0]}"
@@ -104,6 +126,8 @@ missing_tools() {
 	for c in smbd nmbd smbclient nmblookup smbpasswd testparm nmap nbtscan nft ip ss sysctl ps flock setsid timeout useradd; do
 		command -v "$c" >/dev/null 2>&1 || printf '%s ' "$c"
 	done
+	# `command -v time` finds the shell keyword; the tests and bench.sh need GNU time.
+	[[ -x /usr/bin/time ]] || printf 'time '
 	dcerpcd_path >/dev/null || printf 'samba-dcerpcd '
 }
 
@@ -232,9 +256,13 @@ write_smb_conf() {
 		ofm91)
 			printf '   smb ports = 445\n   disable netbios = yes\n'
 			;;
+		smb1only)
+			# SMB1 (NT LM 0.12) only: an SMB2 NEGOTIATE gets the connection closed.
+			printf '   server min protocol = NT1\n   server max protocol = NT1\n'
+			;;
 		esac
 		case $name in
-		ofm90 | ofm91 | drop445)
+		ofm90 | ofm91 | drop445 | lossy | smb1only)
 			cat <<-EOF
 
 				[OFMLOG\$]
@@ -328,13 +356,30 @@ write_nft() {
 			}
 		EOF
 		;;
+	lossy)
+		# numgen random mod 100 yields 0-99, and nft refuses "< 100".
+		local rule="iifname \"eth0\" udp dport 137 numgen random mod 100 < ${OFMLAB_LOSS} drop"
+		((OFMLAB_LOSS < 100)) || rule='iifname "eth0" udp dport 137 drop'
+		((OFMLAB_LOSS > 0)) || rule='# OFMLAB_LOSS=0: nothing is dropped'
+		cat >"$f" <<-EOF
+			# lossy: ${OFMLAB_LOSS} % of the NetBIOS name service datagrams that arrive from the lab network are lost
+			# (OFMLAB_LOSS). Queries over lo (lab.sh's own readiness check) are not.
+			table inet ofmlab {
+				chain input {
+					type filter hook input priority 0; policy accept;
+					${rule}
+				}
+			}
+		EOF
+		;;
 	bulk)
 		cat >"$f" <<-'EOF'
 			# bulk: port states by destination /22 of 198.18.16.0/20.
-			#   198.18.16.0/22  open 135 139 445, closed 53 (nothing listens)
-			#   198.18.20.0/22  closed (RST) 53 135 139 445
-			#   198.18.24.0/22  filtered (dropped) 53 135 139 445
-			#   198.18.28.0/22  open 445, closed 139 and 53, filtered 135
+			#   198.18.16.0/22  open 135 139 445, closed 53 (nothing listens); UDP 137 answers (labd nbstat)
+			#   198.18.20.0/22  closed (RST) 53 135 139 445; UDP 137 closed (ICMP port unreachable by rule)
+			#   198.18.24.0/22  filtered (dropped) 53 135 139 445; UDP 137 dropped
+			#   198.18.28.0/22  open 445, closed 139 and 53, filtered 135; UDP 137 answers
+			# Other UDP ports: nothing listens, so closed everywhere.
 			table inet ofmlab {
 				chain input {
 					type filter hook input priority 0; policy accept;
@@ -342,12 +387,56 @@ write_nft() {
 					ip daddr 198.18.24.0/22 tcp dport { 53, 135, 139, 445 } drop
 					ip daddr 198.18.28.0/22 tcp dport 139 reject with tcp reset
 					ip daddr 198.18.28.0/22 tcp dport 135 drop
+					# reject in an inet table sends ICMP port unreachable for IPv4.
+					ip daddr 198.18.20.0/22 udp dport 137 reject
+					ip daddr 198.18.24.0/22 udp dport 137 drop
 				}
 			}
 		EOF
 		;;
 	esac
 	in_ns "$name" nft -f "$f"
+}
+
+# netns_etc_ours succeeds when NETNS_ETC is absent, empty, or holds only a
+# hosts file that this script wrote.
+netns_etc_ours() {
+	[[ -e $NETNS_ETC ]] || return 0
+	[[ -d $NETNS_ETC && ! -L $NETNS_ETC ]] || return 1
+	local content
+	content=$(ls -A "$NETNS_ETC")
+	[[ -z $content ]] && return 0
+	[[ $content == hosts && -f $NETNS_ETC/hosts && ! -L $NETNS_ETC/hosts ]] || return 1
+	[[ $(head -n 1 "$NETNS_ETC/hosts") == "$NETNS_MARKER" ]]
+}
+
+# write_scan_hosts gives the scanner namespace an /etc/hosts naming every lab
+# host NAME.lab (and NAME), plus ofm-multi.lab with two addresses.
+write_scan_hosts() {
+	netns_etc_ours || die "$NETNS_ETC exists and was not written by the lab; refusing to touch it"
+	mkdir -p "$NETNS_ETC"
+	local name
+	{
+		printf '%s\n' "$NETNS_MARKER"
+		printf '127.0.0.1\tlocalhost\n'
+		for name in "${HOSTS[@]}"; do
+			printf '%s\t%s.lab %s\n' "${ADDR[$name]}" "$name" "$name"
+		done
+		printf '# one name, two addresses\n'
+		printf '%s\tofm-multi.lab\n' "${ADDR[ofm90]}" "${ADDR[ofm91]}"
+	} >"$NETNS_ETC/hosts.new"
+	chmod 0644 "$NETNS_ETC/hosts.new"
+	mv -f "$NETNS_ETC/hosts.new" "$NETNS_ETC/hosts"
+}
+
+remove_scan_hosts() {
+	[[ -e $NETNS_ETC ]] || return 0
+	if ! netns_etc_ours; then
+		warn "$NETNS_ETC was not written by the lab; leaving it"
+		return 0
+	fi
+	rm -f "$NETNS_ETC/hosts"
+	rmdir "$NETNS_ETC"
 }
 
 ensure_lab_user() {
@@ -468,10 +557,13 @@ listeners() {
 	in_ns "$1" ss -Hltun 2>/dev/null | awk '{ n = split($5, a, ":"); print $1, a[n] }' | sort -u
 }
 
+# nbstat_ok FROM ADDR NAME succeeds when ADDR answers a node status query,
+# sent from host FROM's namespace with FROM's smb.conf, with the unique name
+# NAME<20>. nmblookup resends about once a second, so 3 s are three tries.
 nbstat_ok() {
-	local name=$1 out
-	out=$(in_ns scan timeout 3 nmblookup -s "$(hostdir scan)/smb.conf" -A "${ADDR[$name]}" 2>/dev/null) || return 1
-	grep -Eq "^[[:space:]]*${NBNAME[$name]}[[:space:]]+<20>.*<ACTIVE>" <<<"$out"
+	local from=$1 addr=$2 nb=$3 out
+	out=$(in_ns "$from" timeout 3 nmblookup -s "$(hostdir "$from")/smb.conf" -A "$addr" 2>/dev/null) || return 1
+	grep -Eq "^[[:space:]]*${nb}[[:space:]]+<20>.*<ACTIVE>" <<<"$out"
 }
 
 # problems prints one line per thing that is not up; nothing means fully up.
@@ -483,10 +575,17 @@ problems() {
 		printf '%s\n' "$out"
 		return 0
 	fi
-	local name
+	local name from
 	for name in "${NMBD_HOSTS[@]}"; do
-		nbstat_ok "$name" || printf '%s: no NetBIOS node status answer naming %s\n' "$name" "${NBNAME[$name]}"
+		# lossy drops OFMLAB_LOSS % of the queries from the network on purpose
+		# (up to all of them): ask its nmbd over its own lo instead.
+		from=scan
+		[[ $name == lossy ]] && from=lossy
+		nbstat_ok "$from" "${ADDR[$name]}" "${NBNAME[$name]}" ||
+			printf '%s: no NetBIOS node status answer naming %s\n' "$name" "${NBNAME[$name]}"
 	done
+	nbstat_ok scan "$BULK_PROBE" "$BULK_PROBE_NAME" ||
+		printf 'bulk: no NetBIOS node status answer naming %s from %s\n' "$BULK_PROBE_NAME" "$BULK_PROBE"
 	return 0
 }
 
@@ -499,6 +598,11 @@ local_problems() {
 	done
 	[[ -d $OFMLAB_DIR && -e $OFMLAB_DIR/$MARKER ]] || printf 'state dir %s missing\n' "$OFMLAB_DIR"
 	[[ -x $OFMLAB_DIR/labd ]] || printf 'labd binary missing\n'
+	if ! netns_etc_ours; then
+		printf '%s is not the lab'"'"'s\n' "$NETNS_ETC"
+	elif [[ ! -f $NETNS_ETC/hosts ]]; then
+		printf 'scanner hosts file %s/hosts missing\n' "$NETNS_ETC"
+	fi
 	[[ $have == *" $SCANNER "* ]] || return 0
 	local socks
 	for name in "${HOSTS[@]}"; do
@@ -548,6 +652,7 @@ wait_ready() {
 cmd_up() {
 	require_root
 	check_state_dir
+	check_env
 	lab_lock
 	if [[ -n $(lab_namespaces) && -z $(problems) ]]; then
 		say "already up"
@@ -573,6 +678,7 @@ cmd_up() {
 	for name in "${HOSTS[@]}"; do mkdir -p "$(hostdir "$name")"/{log,pid}; done
 	for name in "${!NBNAME[@]}"; do write_smb_conf "$name"; done
 	write_scan_conf
+	write_scan_hosts
 	ensure_lab_user
 	for name in "${NFT_HOSTS[@]}"; do write_nft "$name"; done
 
@@ -580,7 +686,11 @@ cmd_up() {
 	for name in "${!NBNAME[@]}"; do start_samba "$name"; done
 	start_labd ofm90 accept 0.0.0.0:53
 	start_labd tarpit hold 0.0.0.0:53,0.0.0.0:135,0.0.0.0:139,0.0.0.0:445
+	start_labd garbage nbgarbage 0.0.0.0:137
+	start_labd garbage nbssgarbage 0.0.0.0:139
+	start_labd garbage badsmb 0.0.0.0:445
 	start_labd bulk accept 0.0.0.0:135,0.0.0.0:139,0.0.0.0:445
+	start_labd bulk nbstat 0.0.0.0:137
 
 	say "waiting (at most ${OFMLAB_WAIT}s) for every daemon to listen"
 	wait_ready
@@ -619,6 +729,7 @@ lab_down() {
 	for n in $(lab_namespaces); do
 		ip netns del "$n"
 	done
+	remove_scan_hosts
 	if [[ -d $OFMLAB_DIR ]]; then
 		[[ -e $OFMLAB_DIR/$MARKER ]] || [[ -z $(ls -A "$OFMLAB_DIR") ]] ||
 			die "$OFMLAB_DIR is not a lab state dir; not removing it"
@@ -652,6 +763,11 @@ cmd_status() {
 		ip netns exec "$n" ss -ltnup
 		echo
 	done
+	if [[ -f $NETNS_ETC/hosts ]]; then
+		printf '== %s/hosts (the scanner'"'"'s /etc/hosts)\n' "$NETNS_ETC"
+		cat "$NETNS_ETC/hosts"
+		echo
+	fi
 	local left
 	left=$(problems)
 	if [[ -z $left ]]; then
@@ -673,7 +789,7 @@ cmd_exec() {
 usage() {
 	cat <<-'EOF'
 		usage: lab.sh COMMAND   (as root)
-		  install      install missing packages (samba smbclient nmap nbtscan nftables iproute2 procps)
+		  install      install missing packages (samba smbclient nmap nbtscan nftables iproute2 procps time)
 		  up           build and start the lab (idempotent)
 		  down         stop every lab process, delete the namespaces and the state dir
 		  status       show addresses and listening sockets; exit 0 only if fully up

@@ -4,12 +4,14 @@
 // network namespace, for example:
 //
 //	labd -mode hold -listen 0.0.0.0:135,0.0.0.0:139 -pidfile hold.pid -log hold.log
+//	labd -mode nbstat -listen 0.0.0.0:137 -pidfile nbstat.pid -log nbstat.log
 //
 // Modes are registered in the modes map below. A TCP mode is a function that
 // handles one accepted connection; labd owns the listeners, the accept loops,
 // the back-off on accept errors (EMFILE and friends) and shutdown. A mode that
-// needs its own sockets (a UDP responder, say) sets run instead and gets the
-// listen addresses, the context and the logger.
+// needs its own sockets sets run instead and gets the listen addresses, the
+// context and the logger; the UDP modes (udp.go) are built that way by
+// udpMode from one function that turns a datagram into its answer.
 //
 // To add a mode: write a function of type tcpHandler (or runFunc), then add
 // one entry to modes with a one-line description. Nothing else changes.
@@ -53,8 +55,12 @@ type mode struct {
 
 // modes lists every behaviour labd can play, by the name given to -mode.
 var modes = map[string]mode{
-	"hold":   {about: "accept TCP connections and never send anything (a tarpit); close when the peer closes or after 5 minutes", tcp: serveHold},
-	"accept": {about: "accept TCP connections and close them at once (an open port that proves nothing)", tcp: serveAccept},
+	"hold":        {about: "accept TCP connections and never send anything (a tarpit); close when the peer closes or after 5 minutes", tcp: serveHold},
+	"accept":      {about: "accept TCP connections and close them at once (an open port that proves nothing)", tcp: serveAccept},
+	"nbstat":      {about: "UDP: answer NetBIOS node status requests for any local address a.b.c.d, from that address, as BULKcccddd", run: udpMode(answerNodeStatus)},
+	"nbgarbage":   {about: "UDP: answer every NetBIOS name request with a malformed response (rotating kinds)", run: udpMode(answerGarbage)},
+	"nbssgarbage": {about: "TCP: read the NetBIOS session request, answer with bytes that are no session answer (rotating kinds)", tcp: serveNBSSGarbage},
+	"badsmb":      {about: "TCP: read the first SMB frame, answer with one hostile frame (rotating kinds), close", tcp: serveBadSMB},
 }
 
 // options holds the command line.
@@ -98,7 +104,7 @@ func parseFlags(args []string) (options, error) {
 		}
 		sort.Strings(names)
 		for _, name := range names {
-			fmt.Fprintf(fs.Output(), "  %-8s %s\n", name, modes[name].about)
+			fmt.Fprintf(fs.Output(), "  %-12s %s\n", name, modes[name].about)
 		}
 		fmt.Fprintf(fs.Output(), "\nflags:\n")
 		fs.PrintDefaults()
