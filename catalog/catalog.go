@@ -93,11 +93,12 @@ var Kinds = map[string][]string{
 	"udp":      {"open", "open|filtered", "closed", "unreachable"},
 	"nbstat":   {"answered", "silent", "closed", "protocol error", "unreachable"},
 	"nbss":     {"positive", "negative", "timeout", "protocol error", "closed", "filtered", "unreachable"},
-	"smb":      {"smb2", "smb1 only", "protocol error", "closed", "filtered", "unreachable"},
-	"share":    {"mounted", "missing", "access denied", "logon failure", "guest refused", "protocol error", "timeout", "unreachable"},
-	"file":     {"present", "missing", "access denied", "protocol error", "unreachable"},
-	"ipc":      {"connected", "access denied", "logon failure", "protocol error", "timeout", "unreachable"},
-	"epm":      {"bound", "rejected", "protocol error", "closed", "filtered", "unreachable"},
+	"smb":      {"smb2", "smb1 only", "no common dialect", "session refused", "protocol error", "timeout", "closed", "filtered", "unreachable"},
+	"smb1":     {"disabled", "accepted"},
+	"share":    {"mounted", "missing", "access denied", "logon failure", "guest refused", "signing required", "refused", "protocol error", "timeout", "closed", "filtered", "unreachable"},
+	"file":     {"present", "missing", "access denied", "protocol error", "timeout", "unreachable"},
+	"ipc":      {"connected", "access denied", "logon failure", "guest refused", "signing required", "refused", "protocol error", "timeout", "closed", "filtered", "unreachable"},
+	"epm":      {"bound", "rejected", "protocol error", "timeout", "closed", "filtered", "unreachable"},
 	"ofm-port": {"open", "closed", "filtered", "unreachable"},
 }
 

@@ -14,6 +14,9 @@ type Observation struct {
 	Evidence string
 	// Skipped, when set, says why the check did not run ("check not implemented yet", "no --ofm-port given").
 	Skipped string
+	// NotRequested marks a skip the user chose (a check that needs an input they did not give): it is reported, but
+	// does not make the host incomplete.
+	NotRequested bool
 }
 
 // Facts is what a host's probes observed. The probe package implements it.
@@ -62,6 +65,8 @@ type Result struct {
 	Evidence []string `json:"evidence"`
 	// Reason says why the requirement was skipped.
 	Reason string `json:"reason,omitempty"`
+	// NotRequested says the requirement was skipped because the user did not ask for its check.
+	NotRequested bool `json:"not_requested,omitempty"`
 	Why    string `json:"why"`
 	Fix    string `json:"fix,omitempty"`
 }
@@ -101,7 +106,9 @@ func Grade(p Profile, facts Facts) Grading {
 	for _, req := range p.Requirements {
 		r := gradeRequirement(req, facts)
 		g.Results = append(g.Results, r)
-		g.Grade = worse(g.Grade, hostEffect(req.Severity, r.Outcome))
+		if !r.NotRequested {
+			g.Grade = worse(g.Grade, hostEffect(req.Severity, r.Outcome))
+		}
 	}
 	if facts.Unreachable() {
 		g.Grade = GradeUnreachable
@@ -111,7 +118,7 @@ func Grade(p Profile, facts Facts) Grading {
 
 func gradeRequirement(req Requirement, facts Facts) Result {
 	r := Result{Requirement: req.ID, Title: req.Title, Severity: req.Severity, Why: req.Why}
-	var pass, warn, fail, skipped int
+	var pass, warn, fail, skipped, notRequested int
 	var skipReasons []string
 	for _, c := range req.Checks {
 		o := facts.Observe(c)
@@ -121,6 +128,9 @@ func gradeRequirement(req Requirement, facts Facts) Result {
 				reason = "no observation"
 			}
 			skipped++
+			if o.NotRequested {
+				notRequested++
+			}
 			skipReasons = append(skipReasons, c.String()+": "+reason)
 			continue
 		}
@@ -164,6 +174,7 @@ func gradeRequirement(req Requirement, facts Facts) Result {
 	}
 	if out == Skipped {
 		r.Reason = strings.Join(skipReasons, "; ")
+		r.NotRequested = notRequested == skipped
 	}
 	// The severity decides what a failure means: required fails, recommended warns, advisory informs.
 	switch {

@@ -33,6 +33,13 @@ type Host struct {
 	NetBIOS *NodeStatus `json:"netbios,omitempty"`
 	// Session is the NetBIOS session request on TCP 139; nil when it was not made.
 	Session *Session `json:"session,omitempty"`
+	// SMB is the negotiate on 445, SMB139 the one over NetBIOS on 139 (made only when 445 gave no SMB answer).
+	SMB    *SMBResult `json:"smb,omitempty"`
+	SMB139 *SMBResult `json:"smb139,omitempty"`
+	// Share is the OFMLOG$ mount with the OFM files and IPC$; nil when it was not attempted.
+	Share *ShareResult `json:"share,omitempty"`
+	// EPM is the endpoint-mapper bind on 135.
+	EPM *EPMResult `json:"epm,omitempty"`
 
 	ofmPort        int
 	netbiosSkipped string
@@ -82,7 +89,7 @@ func (h *Host) Observe(c catalog.Check) catalog.Observation {
 		return h.observePort(c.Port, "--ports")
 	case "ofm-port":
 		if h.ofmPort == 0 {
-			return catalog.Observation{Skipped: "no --ofm-port given (no public source names the port OFM 9.1 uses; it is recorded in OFMNT.ADR)"}
+			return catalog.Observation{NotRequested: true, Skipped: "no --ofm-port given (no public source names the port OFM 9.1 uses; it is recorded in OFMNT.ADR)"}
 		}
 		return h.observePort(h.ofmPort, "--ofm-port")
 	case "udp":
@@ -115,16 +122,103 @@ func (h *Host) Observe(c catalog.Check) catalog.Observation {
 			}
 			return catalog.Observation{State: h.Session.State, Evidence: h.Session.Evidence}
 		}
-	case "smb", "epm":
+	case "smb":
 		if o, blocked := h.portNotOpen(c.Kind, c.Port); blocked {
 			return o
+		}
+		return h.observeSMB(c.Port)
+	case "smb1":
+		return h.observeSMB1()
+	case "epm":
+		if o, blocked := h.portNotOpen(c.Kind, c.Port); blocked {
+			return o
+		}
+		if h.EPM != nil {
+			return stepObservation(h.EPM.State, h.EPM.Evidence)
 		}
 	case "share", "file", "ipc":
 		if o, blocked := h.noSMBPort(c.Kind); blocked {
 			return o
 		}
+		return h.observeShare(c)
 	}
 	return catalog.Observation{Skipped: notImplemented}
+}
+
+// stepObservation turns a step's state into an observation; an error state (cancelled, internal) is a skip.
+func stepObservation(state, evidence string) catalog.Observation {
+	if state == StateError || state == "" || state == "cancelled" || state == "internal" {
+		return catalog.Observation{Skipped: evidence}
+	}
+	return catalog.Observation{State: state, Evidence: evidence}
+}
+
+func (h *Host) observeSMB(port int) catalog.Observation {
+	switch {
+	case port == 445 && h.SMB != nil:
+		return stepObservation(h.SMB.State, h.SMB.Evidence)
+	case port == 139 && h.SMB139 != nil:
+		return stepObservation(h.SMB139.State, h.SMB139.Evidence)
+	case port == 139 && h.SMB != nil:
+		return catalog.Observation{Skipped: "not needed: SMB answered on 445"}
+	case port == 139 && h.netbiosSkipped != "":
+		return catalog.Observation{Skipped: h.netbiosSkipped}
+	}
+	return catalog.Observation{Skipped: "smb negotiate was not run"}
+}
+
+func (h *Host) observeSMB1() catalog.Observation {
+	switch {
+	case h.SMB == nil:
+		if p, ok := h.Port(445); ok && p.State != StateOpen {
+			return catalog.Observation{Skipped: "SMB on 445 is " + p.State}
+		}
+		return catalog.Observation{Skipped: "smb negotiate was not run"}
+	case h.SMB.State == SMBStateSMB1Only:
+		return catalog.Observation{State: "accepted", Evidence: "smb1 445: the host speaks only SMB1 (" + h.SMB.Evidence + ")"}
+	case h.SMB.SMB1Accepted == nil:
+		return catalog.Observation{Skipped: "whether SMB1 is accepted could not be learned: " + h.SMB.Evidence}
+	case *h.SMB.SMB1Accepted:
+		return catalog.Observation{State: "accepted", Evidence: "smb1 445: SMB1 is still accepted beside SMB2 (" + h.SMB.SMB1Evidence + ")"}
+	}
+	return catalog.Observation{State: "disabled", Evidence: "smb1 445: disabled (" + h.SMB.SMB1Evidence + ")"}
+}
+
+// observeShare answers the share, file and ipc checks from the share mount.
+func (h *Host) observeShare(c catalog.Check) catalog.Observation {
+	if h.Share == nil {
+		switch {
+		case h.SMB != nil && h.SMB.State == SMBStateSMB1Only:
+			return catalog.Observation{Skipped: "the host speaks only SMB1 and ofmprobe checks OFMLOG$ over SMB2: check it from an OFM console"}
+		case h.SMB != nil:
+			return catalog.Observation{State: StateUnreachable, Evidence: fmt.Sprintf("%s: not attempted, no SMB2 server on 445: %s", c.Kind, h.SMB.Evidence)}
+		case h.SMB139 != nil:
+			return catalog.Observation{Skipped: "ofmprobe mounts OFMLOG$ over TCP 445 only, which did not answer; SMB over 139: " + h.SMB139.State}
+		}
+		return catalog.Observation{Skipped: "the share check was not run"}
+	}
+	sh := h.Share
+	switch c.Kind {
+	case "share":
+		return stepObservation(sh.State, sh.Evidence)
+	case "ipc":
+		if sh.IPC != nil {
+			return stepObservation(sh.IPC.State, sh.IPC.Evidence)
+		}
+		if sh.Step == "connect" || sh.Step == "negotiate" || sh.Step == "session setup" {
+			return stepObservation(sh.State, "ipc: not attempted, "+sh.Evidence)
+		}
+		return catalog.Observation{Skipped: "IPC$ was not reached: " + sh.Evidence}
+	}
+	for _, f := range sh.Files {
+		if f.Name == c.File {
+			return stepObservation(f.State, f.Evidence)
+		}
+	}
+	if sh.State != "mounted" {
+		return catalog.Observation{State: StateUnreachable, Evidence: fmt.Sprintf("file %s: not checked, OFMLOG$ did not mount: %s", c.File, sh.Evidence)}
+	}
+	return catalog.Observation{Skipped: "file " + c.File + " was not looked for"}
 }
 
 // portNotOpen reports the state of a step's TCP port when it was probed and is not open.

@@ -44,6 +44,13 @@ type Options struct {
 	// UDPTimeout bounds one UDP try; UDPRetries is how many more tries a silent UDP port gets.
 	UDPTimeout time.Duration
 	UDPRetries int
+	// SMB negotiates on 445 (and over NetBIOS on 139 when 445 does not answer SMB); Share mounts OFMLOG$, stats the
+	// OFM files and connects IPC$; EPM binds to the RPC endpoint mapper on 135. Each runs only when its port is open.
+	SMB, Share, EPM bool
+	// Credentials log on for the share check; nil means a guest login.
+	Credentials *Credentials
+	// ReadLog is how many of OFMNT.LOG's last lines to put in the report (0: none).
+	ReadLog int
 }
 
 // Validate checks the options and names the first bad one.
@@ -234,16 +241,32 @@ func (s *Scanner) probeHost(ctx context.Context, t Target) (h *Host) {
 		}
 	}
 
-	if p, ok := h.Port(139); s.opts.Session && ipv4 && ok && p.State == StateOpen {
-		name := ""
-		if h.NetBIOS != nil && h.NetBIOS.State == NBAnswered && h.NetBIOS.FileServer {
-			name = h.NetBIOS.ComputerName
-		}
-		guard.run("nbss session", func() {
-			sess := s.nbssSession(ctx, t.Addr, name)
-			h.Session = &sess
-		})
+	// Second phase: the protocol steps whose ports are open, in parallel under the per-host cap.
+	name := ""
+	if h.NetBIOS != nil && h.NetBIOS.State == NBAnswered && h.NetBIOS.FileServer {
+		name = h.NetBIOS.ComputerName
 	}
+	open := func(port int) bool { p, ok := h.Port(port); return ok && p.State == StateOpen }
+	if s.opts.Session && ipv4 && open(139) {
+		step("nbss session", func() { sess := s.nbssSession(ctx, t.Addr, name); h.Session = &sess })
+	}
+	if s.opts.SMB && open(445) {
+		step("smb negotiate 445", func() { r := s.smbNegotiate(ctx, t.Addr, 445); h.SMB = &r })
+	}
+	if s.opts.EPM && open(135) {
+		step("epm bind", func() { r := s.epmBind(ctx, t.Addr); h.EPM = &r })
+	}
+	wg.Wait()
+
+	// Third phase: SMB over NetBIOS when 445 gave no SMB answer, and the share check when 445 speaks SMB2.
+	smbOn445 := h.SMB != nil && (h.SMB.State == SMBStateSMB2 || h.SMB.State == SMBStateSMB1Only)
+	if s.opts.SMB && ipv4 && open(139) && !smbOn445 {
+		step("smb negotiate 139", func() { r := s.smbNegotiate139(ctx, t.Addr, name); h.SMB139 = &r })
+	}
+	if s.opts.Share && h.SMB != nil && h.SMB.State == SMBStateSMB2 {
+		step("share mount", func() { r := s.shareCheck(ctx, t.Addr, 445, s.opts.Credentials); h.Share = &r })
+	}
+	wg.Wait()
 	return h
 }
 

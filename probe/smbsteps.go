@@ -480,9 +480,6 @@ type IPCResult struct {
 // legs, tree connects, and a create, read and close per file are a dozen round trips.
 const shareStepBudget = 4
 
-// shareTailLines is how many lines of OFMNT.LOG a share check reads; zero reads none. Reading the log is opt-in:
-// an Options field can carry it to the CLI.
-const shareTailLines = 0
 
 // shareCheck is the "share mount" step on a direct-TCP SMB port: it logs on (with creds, or as guest when creds is
 // nil or has been disabled by logon failures), mounts OFMLOG$, stats OFMNT.LOG and OFMNT.ADR, reads the start of
@@ -495,7 +492,7 @@ func (s *Scanner) shareCheck(ctx context.Context, addr netip.Addr, port uint16, 
 	prefix := fmt.Sprintf("share mount %d", port)
 	defer func() { r.Duration = time.Since(start) }()
 
-	req := smb.ShareRequest{Host: addr.String(), ConnectIPC: true, ReadLogLines: shareTailLines}
+	req := smb.ShareRequest{Host: addr.String(), ConnectIPC: true, ReadLogLines: s.opts.ReadLog}
 	if creds != nil && creds.User != "" {
 		attempt, err := creds.begin(ctx)
 		switch {

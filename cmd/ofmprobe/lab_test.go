@@ -123,29 +123,33 @@ var (
 		[3]string{"unreachable", "unreachable", "unreachable"}, "unreachable", "", "unreachable", "unreachable", "unreachable")
 )
 
-// labTruth is the lab /24 as designed (testdata/lab/README.md). SMB, share and RPC checks arrive with issue #4, so a
-// host whose SMB ports are open is "incomplete" (not proven), never "pass"; a provably blocked path fails.
+// labTruth is the lab /24 as designed (testdata/lab/README.md), scanned with default settings and no credentials.
 var labTruth = map[string]labHost{
-	"198.18.0.2":  host("scanner itself", [4]string{"closed", "closed", "closed", "closed"}, allClosedUDP, "closed", "", "up", "fail", "fail"),
-	"198.18.0.10": host("ofm90", [4]string{"open", "open", "open", "open"}, nmbdUDP, "answered", "positive", "up", "incomplete", "incomplete"),
-	// NetBIOS dropped: OFM 9.0 fails (no name service, no session); 9.1 is only waiting for its SMB checks.
-	"198.18.0.11": host("ofm91 hardened", [4]string{"closed", "closed", "filtered", "open"}, [3]string{"closed", "open|filtered", "closed"}, "silent", "", "up", "fail", "incomplete"),
-	// 445 dropped: 9.0 still has SMB over the NetBIOS session on 139; 9.1 fails.
+	"198.18.0.2": host("scanner itself", [4]string{"closed", "closed", "closed", "closed"}, allClosedUDP, "closed", "", "up", "fail", "fail"),
+	// Everything OFM 9.0 needs answers; UDP 138 cannot be proven open from outside (warn), and for 9.1 NetBIOS
+	// is exposure (warn).
+	"198.18.0.10": host("ofm90", [4]string{"open", "open", "open", "open"}, nmbdUDP, "answered", "positive", "up", "warn", "warn"),
+	// NetBIOS dropped: OFM 9.0 fails (no name service, no session); 9.1 passes.
+	"198.18.0.11": host("ofm91 hardened", [4]string{"closed", "closed", "filtered", "open"}, [3]string{"closed", "open|filtered", "closed"}, "silent", "", "up", "fail", "pass"),
+	// 445 dropped: 9.0 still has SMB over the NetBIOS session on 139, but ofmprobe mounts the share over 445 only,
+	// so 9.0 is not proven; 9.1 fails.
 	"198.18.0.12": host("drop445", [4]string{"closed", "closed", "open", "filtered"}, nmbdUDP, "answered", "positive", "up", "incomplete", "fail"),
-	"198.18.0.13": host("noshare", [4]string{"closed", "closed", "open", "open"}, nmbdUDP, "answered", "positive", "up", "incomplete", "incomplete"),
-	"198.18.0.14": host("authshare", [4]string{"closed", "closed", "open", "open"}, nmbdUDP, "answered", "positive", "up", "incomplete", "incomplete"),
+	"198.18.0.13": host("noshare", [4]string{"closed", "closed", "open", "open"}, nmbdUDP, "answered", "positive", "up", "fail", "fail"),
+	// OFMLOG$ refuses guests: without credentials both profiles fail (TestLabCredentials logs on).
+	"198.18.0.14": host("authshare", [4]string{"closed", "closed", "open", "open"}, nmbdUDP, "answered", "positive", "up", "fail", "fail"),
 	"198.18.0.15": host("empty", [4]string{"closed", "closed", "closed", "closed"}, allClosedUDP, "closed", "", "up", "fail", "fail"),
-	// Accepts every TCP connection and never answers: the session request times out.
-	"198.18.0.16": host("tarpit", [4]string{"open", "open", "open", "open"}, allClosedUDP, "closed", "timeout", "up", "fail", "incomplete"),
+	// Accepts every TCP connection and never answers: the session request and the SMB negotiate time out.
+	"198.18.0.16": host("tarpit", [4]string{"open", "open", "open", "open"}, allClosedUDP, "closed", "timeout", "up", "fail", "fail"),
 	"198.18.0.17": noHost,
 	// Malformed NetBIOS on 137 and 139, hostile SMB frames on 445: protocol errors, and the scan goes on.
-	"198.18.0.18": host("garbage", [4]string{"closed", "closed", "open", "open"}, allClosedUDP, "protocol error", "protocol error", "up", "fail", "incomplete"),
+	"198.18.0.18": host("garbage", [4]string{"closed", "closed", "open", "open"}, allClosedUDP, "protocol error", "protocol error", "up", "fail", "fail"),
 	// 20% of its inbound UDP 137 is dropped at random; four tries still get through.
-	"198.18.0.19": host("lossy", [4]string{"closed", "closed", "open", "open"}, nmbdUDP, "answered", "positive", "up", "incomplete", "incomplete"),
-	"198.18.0.20": host("smb1only", [4]string{"closed", "closed", "open", "open"}, nmbdUDP, "answered", "positive", "up", "incomplete", "incomplete"),
+	"198.18.0.19": host("lossy", [4]string{"closed", "closed", "open", "open"}, nmbdUDP, "answered", "positive", "up", "warn", "warn"),
+	// SMB1 only: fine for OFM 9.0 but the share cannot be checked over SMB2 (not proven); 9.1 needs SMB2.
+	"198.18.0.20": host("smb1only", [4]string{"closed", "closed", "open", "open"}, nmbdUDP, "answered", "positive", "up", "incomplete", "fail"),
 	// The bulk namespace's responder answers node status for its own address too; labd accepts on 135/139/445 and
-	// closes at once, which is not a NetBIOS session answer. UDP 138 is closed, which fails OFM 9.0.
-	"198.18.0.250": host("bulk router", [4]string{"closed", "open", "open", "open"}, allClosedUDP, "answered", "protocol error", "up", "fail", "incomplete"),
+	// closes at once, which is neither a NetBIOS session answer nor SMB.
+	"198.18.0.250": host("bulk router", [4]string{"closed", "open", "open", "open"}, allClosedUDP, "answered", "protocol error", "up", "fail", "fail"),
 }
 
 // TestLabSweep24 scans the lab /24 with default settings and checks every port of every host and every grade.
@@ -295,11 +299,11 @@ func TestLabBulk20(t *testing.T) {
 	}{
 		// The bulk responder answers node status in the open and mixed blocks, is closed (ICMP) in the closed block and
 		// silent in the dropped one. UDP 138 is closed everywhere, which fails OFM 9.0.
-		{netip.MustParsePrefix("198.18.16.0/22"), host("open block", open3, allClosedUDP, "answered", "protocol error", "up", "fail", "incomplete")},
+		{netip.MustParsePrefix("198.18.16.0/22"), host("open block", open3, allClosedUDP, "answered", "protocol error", "up", "fail", "fail")},
 		{netip.MustParsePrefix("198.18.20.0/22"), host("closed block", [4]string{"closed", "closed", "closed", "closed"}, allClosedUDP, "closed", "", "up", "fail", "fail")},
 		// TCP dropped, but UDP answers with ICMP: the host is there.
 		{netip.MustParsePrefix("198.18.24.0/22"), host("dropped block", [4]string{"filtered", "filtered", "filtered", "filtered"}, allClosedUDP, "silent", "", "up", "fail", "fail")},
-		{netip.MustParsePrefix("198.18.28.0/22"), host("mixed block", [4]string{"closed", "filtered", "closed", "open"}, allClosedUDP, "answered", "", "up", "fail", "incomplete")},
+		{netip.MustParsePrefix("198.18.28.0/22"), host("mixed block", [4]string{"closed", "filtered", "closed", "open"}, allClosedUDP, "answered", "", "up", "fail", "fail")},
 	}
 	var problems []string
 	for _, h := range doc.Hosts {

@@ -49,6 +49,13 @@ type scanOptions struct {
 	perHost      int
 	debug        bool
 	stdoutIsTerm bool
+	user         string
+	domain       string
+	passwordFile string
+	// password comes from --password-file or OFMPROBE_PASSWORD; never from a flag, so it is never in `ps`.
+	password        string
+	maxAuthFailures int
+	readLog         int
 }
 
 func scanCommand() *cli.Command {
@@ -76,29 +83,40 @@ func scanCommand() *cli.Command {
 			&cli.IntFlag{Name: "udp-retries", Value: 3, Usage: "send to a silent UDP port `N` more times (ICMP answers are rate-limited, datagrams get lost)"},
 			&cli.IntFlag{Name: "concurrency", Value: 1024, Usage: "`N` sockets in flight across the scan (kept below the open-file limit)"},
 			&cli.IntFlag{Name: "per-host", Value: 4, Usage: "`N` probes in flight to any one host"},
+			&cli.StringFlag{Name: "user", Usage: "log on to OFMLOG$ as `USER` (default: a guest login, reported as such)"},
+			&cli.StringFlag{Name: "domain", Usage: "the user's `DOMAIN` or workgroup"},
+			&cli.StringFlag{Name: "password-file", Usage: "read the password from the first line of `FILE` (or set OFMPROBE_PASSWORD); never on the command line"},
+			&cli.IntFlag{Name: "max-auth-failures", Value: 3, Usage: "stop using the credentials after `N` logon failures, so a mistyped password cannot lock the account out"},
+			&cli.IntFlag{Name: "read-log", Usage: "put the last `N` lines of OFMNT.LOG in the report"},
 			&cli.BoolFlag{Name: "debug", Usage: "print internal errors with their stacks on stderr"},
 		},
 		Action: func(c *cli.Context) error {
 			opts := scanOptions{
-				targets:      c.Args().Slice(),
-				targetsFile:  c.String("targets-file"),
-				exclude:      c.StringSlice("exclude"),
-				excludeFile:  c.String("exclude-file"),
-				allowLarge:   c.Bool("allow-large"),
-				profiles:     c.StringSlice("profile"),
-				catalogFile:  c.String("catalog"),
-				format:       c.String("format"),
-				output:       c.String("output"),
-				ports:        c.String("ports"),
-				ofmPort:      c.Int("ofm-port"),
-				timeout:      c.Duration("timeout"),
-				retries:      c.Int("retries"),
-				udpTimeout:   c.Duration("udp-timeout"),
-				udpRetries:   c.Int("udp-retries"),
-				concurrency:  c.Int("concurrency"),
-				perHost:      c.Int("per-host"),
-				debug:        c.Bool("debug"),
-				stdoutIsTerm: isTerminal(c.App.Writer),
+				targets:         c.Args().Slice(),
+				targetsFile:     c.String("targets-file"),
+				exclude:         c.StringSlice("exclude"),
+				excludeFile:     c.String("exclude-file"),
+				allowLarge:      c.Bool("allow-large"),
+				profiles:        c.StringSlice("profile"),
+				catalogFile:     c.String("catalog"),
+				format:          c.String("format"),
+				output:          c.String("output"),
+				ports:           c.String("ports"),
+				ofmPort:         c.Int("ofm-port"),
+				timeout:         c.Duration("timeout"),
+				retries:         c.Int("retries"),
+				udpTimeout:      c.Duration("udp-timeout"),
+				udpRetries:      c.Int("udp-retries"),
+				concurrency:     c.Int("concurrency"),
+				perHost:         c.Int("per-host"),
+				debug:           c.Bool("debug"),
+				stdoutIsTerm:    isTerminal(c.App.Writer),
+				user:            c.String("user"),
+				domain:          c.String("domain"),
+				passwordFile:    c.String("password-file"),
+				password:        os.Getenv("OFMPROBE_PASSWORD"),
+				maxAuthFailures: c.Int("max-auth-failures"),
+				readLog:         c.Int("read-log"),
 			}
 			return runScan(c.Context, opts, c.App.Reader, c.App.Writer, c.App.ErrWriter)
 		},
@@ -143,6 +161,11 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 		return usageErrorf("more than %d targets (at most %d addresses given); add --allow-large to scan them all", maxTargetsWithoutFlag, targets.UpperBound())
 	}
 
+	creds, err := credentials(opts)
+	if err != nil {
+		return err
+	}
+
 	budget := opts.concurrency
 	if limit, err := probe.RaiseFileLimit(); err != nil {
 		fmt.Fprintf(stderr, "ofmprobe: warning: %v\n", err)
@@ -156,6 +179,11 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 		NodeStatus: catalog.Uses(profiles, "nbstat"),
 		Session:    catalog.Uses(profiles, "nbss"),
 		UDPTimeout: opts.udpTimeout, UDPRetries: opts.udpRetries,
+		SMB:         catalog.Uses(profiles, "smb") || catalog.Uses(profiles, "smb1"),
+		Share:       catalog.Uses(profiles, "share") || catalog.Uses(profiles, "file") || catalog.Uses(profiles, "ipc"),
+		EPM:         catalog.Uses(profiles, "epm"),
+		Credentials: creds,
+		ReadLog:     opts.readLog,
 	})
 	if err != nil {
 		return usageErrorf("%v", err)
@@ -297,6 +325,39 @@ func profileIDs(ps []catalog.Profile) []string {
 		ids[i] = p.ID
 	}
 	return ids
+}
+
+// credentials builds the share check's logon from --user, --domain and the password from --password-file or
+// OFMPROBE_PASSWORD. Without --user the check logs on as guest. Errors never quote the password or the file's content.
+func credentials(opts scanOptions) (*probe.Credentials, error) {
+	switch {
+	case opts.maxAuthFailures < 1:
+		return nil, usageErrorf("--max-auth-failures %d must be at least 1", opts.maxAuthFailures)
+	case opts.readLog < 0 || opts.readLog > 10000:
+		return nil, usageErrorf("--read-log %d must be from 0 to 10000", opts.readLog)
+	case opts.user == "":
+		if opts.passwordFile != "" || opts.domain != "" {
+			return nil, usageErrorf("--password-file and --domain need --user")
+		}
+		return nil, nil
+	}
+	password := opts.password
+	if opts.passwordFile != "" {
+		b, err := os.ReadFile(opts.passwordFile)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, usageErrorf("password file %s: %v", opts.passwordFile, err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		password = strings.TrimSuffix(line, "\r")
+	}
+	if password == "" {
+		return nil, usageErrorf("--user %s needs a password: --password-file FILE or OFMPROBE_PASSWORD", opts.user)
+	}
+	return probe.NewCredentials(opts.user, opts.domain, password, opts.maxAuthFailures), nil
 }
 
 // nonNil makes an empty list print as [] rather than null.
