@@ -263,8 +263,26 @@ func (c *Catalog) ProfileIDs() []string {
 	return ids
 }
 
-// TCPPorts returns the TCP ports that the profiles' tcp checks look at, ascending: the ports a scan connects to.
-func TCPPorts(profiles []Profile) []int { return checkedPorts(profiles, "tcp") }
+// TCPPorts returns the TCP ports a scan for the profiles connects to, ascending: those of tcp checks, and those the
+// protocol steps run on (nbss on 139, smb and epm on their ports, and for share, file and ipc the SMB ports 445 and
+// 139), since a step runs only where its port is open.
+func TCPPorts(profiles []Profile) []int {
+	var ports []int
+	for _, p := range profiles {
+		for _, r := range p.Requirements {
+			for _, c := range r.Checks {
+				switch c.Kind {
+				case "tcp", "nbss", "smb", "smb1", "epm":
+					ports = append(ports, c.Port)
+				case "share", "file", "ipc":
+					ports = append(ports, 445, 139)
+				}
+			}
+		}
+	}
+	slices.Sort(ports)
+	return slices.Compact(ports)
+}
 
 // UDPPorts returns the UDP ports that the profiles' udp checks look at, ascending.
 func UDPPorts(profiles []Profile) []int { return checkedPorts(profiles, "udp") }

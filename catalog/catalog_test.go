@@ -28,10 +28,10 @@ func TestBuiltin(t *testing.T) {
 	want := map[string]map[string]Severity{
 		"ofm-9.0": {"smb-transport": Required, "smb-service": Required, "ipc-share": Required, "netbios-name": Required,
 			"netbios-datagram": Required, "netbios-session": Required, "ofmlog-share": Required, "ofmnt-log": Required,
-			"ofmnt-adr": Required, "rpc-endpoint-mapper": Advisory, "dns-tcp": Advisory, "smb-udp": Advisory, "dhcp-udp": Advisory},
+			"ofmnt-adr": Required, "smb1-disabled": Recommended, "rpc-endpoint-mapper": Advisory, "dns-tcp": Advisory, "smb-udp": Advisory, "dhcp-udp": Advisory},
 		"ofm-9.1": {"smb-direct": Required, "smb-service": Required, "ofmlog-share": Required, "ofmnt-log": Required,
 			"ofmnt-adr": Required, "ofm-service-port": Required, "netbios-hardening": Recommended,
-			"rpc-endpoint-mapper": Advisory, "dns-tcp": Advisory, "smb-udp": Advisory, "dhcp-udp": Advisory},
+			"smb1-disabled": Recommended, "rpc-endpoint-mapper": Advisory, "dns-tcp": Advisory, "smb-udp": Advisory, "dhcp-udp": Advisory},
 	}
 	for id, reqs := range want {
 		p, ok := c.Profile(id)

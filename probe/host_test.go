@@ -31,8 +31,8 @@ func TestObserveDependentSteps(t *testing.T) {
 		{"smb behind a filtered 445", map[int]string{445: "filtered"}, catalog.Check{Kind: "smb", Port: 445}, "filtered", ""},
 		{"epm when 135 was not probed", map[int]string{}, catalog.Check{Kind: "epm", Port: 135}, "", notImplemented},
 		{"share with no SMB port open", map[int]string{445: "closed", 139: "filtered"}, catalog.Check{Kind: "share"}, "unreachable", ""},
-		{"share with 139 open", map[int]string{445: "filtered", 139: "open"}, catalog.Check{Kind: "share"}, "", notImplemented},
-		{"file with only 445 probed", map[int]string{445: "closed"}, catalog.Check{Kind: "file", File: "OFMNT.LOG"}, "", notImplemented},
+		{"share with 139 open", map[int]string{445: "filtered", 139: "open"}, catalog.Check{Kind: "share"}, "", "the share check was not run"},
+		{"file with only 445 probed", map[int]string{445: "closed"}, catalog.Check{Kind: "file", File: "OFMNT.LOG"}, "", "the share check was not run"},
 		{"nbstat has no TCP precondition", map[int]string{139: "closed"}, catalog.Check{Kind: "nbstat", Port: 137}, "", "node status was not asked"},
 		{"tcp port not probed", map[int]string{}, catalog.Check{Kind: "tcp", Port: 445}, "", "tcp 445 was not probed (not in --ports)"},
 	}

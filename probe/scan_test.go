@@ -328,8 +328,9 @@ func TestStopKeepsFinishedHosts(t *testing.T) {
 			s.Stop()
 		}
 	})
-	// At most one host starts after Stop: the one the feeder had already handed to a worker.
-	if !stats.Stopped || n < 10 || n > 100 || startedAfterStop.Load() > 1 {
+	// Hosts already handed to workers may still start after Stop: at most the hosts in flight (4) and the one the
+	// feeder was handing over. Nothing new is fed.
+	if !stats.Stopped || n < 10 || n > 100 || startedAfterStop.Load() > 4+1 {
 		t.Errorf("stopped=%v after %d hosts, %d started after Stop; want a prompt stop", stats.Stopped, n, startedAfterStop.Load())
 	}
 	if int64(n) != stats.Hosts {

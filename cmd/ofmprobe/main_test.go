@@ -57,7 +57,7 @@ func TestBadInputIsOneLineAndExit2(t *testing.T) {
 		{[]string{"scan", "127.0.0.1", "--exclude", "127.0.0.0/8"}, "ofmprobe: no targets left to scan after exclusions"},
 		{[]string{"scan", "127.0.0.0/15"}, "ofmprobe: more than 65536 targets (at most 131072 addresses given); add --allow-large to scan them all"},
 		{[]string{"scan", "--profile", "ofm-8", "127.0.0.1"}, `ofmprobe: unknown profile "ofm-8" (the catalog has ofm-9.0, ofm-9.1)`},
-		{[]string{"scan", "--format", "xml", "127.0.0.1"}, `ofmprobe: unknown format "xml" (want json, ndjson, table)`},
+		{[]string{"scan", "--format", "xml", "127.0.0.1"}, `ofmprobe: unknown format "xml" (want ` + strings.Join(report.FormatNames(), ", ") + `)`},
 		{[]string{"scan", "--ports", "0", "127.0.0.1"}, `ofmprobe: bad --ports entry "0": want a port or range within 1-65535`},
 		{[]string{"scan", "--ports", "445,+80", "127.0.0.1"}, `ofmprobe: bad --ports "445,+80": either list the ports to probe, or +PORT entries to add, not both`},
 		{[]string{"scan", "--timeout", "-1s", "127.0.0.1"}, "ofmprobe: timeout -1s must be positive"},
