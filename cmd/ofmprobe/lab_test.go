@@ -456,3 +456,122 @@ func TestLabHostNames(t *testing.T) {
 		t.Errorf("hosts %q, want %q (198.18.0.10 probed once, under the first name that gave it)", got, want)
 	}
 }
+
+// requirement finds a requirement's result in a host's grading for a profile.
+func requirement(h report.HostRecord, profile, id string) catalog.Result {
+	for _, g := range h.Profiles {
+		if g.Profile != profile {
+			continue
+		}
+		for _, r := range g.Results {
+			if r.Requirement == id {
+				return r
+			}
+		}
+	}
+	return catalog.Result{}
+}
+
+// TestLabSMBAndShare checks every SMB, share, IPC$ and RPC outcome against real Samba, without credentials: the
+// outcome and the words of the evidence a user reads.
+func TestLabSMBAndShare(t *testing.T) {
+	bin := needLab(t)
+	doc, _ := scanLabJSON(t, bin, "198.18.0.10,11,13,14,16,18,20")
+	byAddr := map[string]report.HostRecord{}
+	for _, h := range doc.Hosts {
+		byAddr[h.Address] = h
+	}
+	tests := []struct {
+		addr, profile, req string
+		outcome            catalog.Outcome
+		evidence           []string // each must appear in the first evidence line (or the skip reason)
+	}{
+		{"198.18.0.10", "ofm-9.1", "smb-service", catalog.Pass, []string{"speaks SMB2: SMB 3."}},
+		{"198.18.0.10", "ofm-9.1", "ofmlog-share", catalog.Pass, []string{`\\198.18.0.10\OFMLOG$ mounted with a guest login`, "OFMNT.LOG present", "OFMNT.ADR present"}},
+		{"198.18.0.10", "ofm-9.1", "ofmnt-log", catalog.Pass, []string{"OFMNT.LOG present"}},
+		{"198.18.0.10", "ofm-9.1", "ofmnt-adr", catalog.Pass, []string{"OFMNT.ADR present"}},
+		{"198.18.0.10", "ofm-9.0", "ipc-share", catalog.Pass, []string{`IPC$: connected`}},
+		{"198.18.0.10", "ofm-9.0", "smb1-disabled", catalog.Pass, []string{"SMB1 disabled"}},
+		{"198.18.0.10", "ofm-9.0", "rpc-endpoint-mapper", catalog.Pass, []string{"bind_ack"}},
+		{"198.18.0.11", "ofm-9.1", "ofmlog-share", catalog.Pass, []string{"mounted with a guest login"}},
+		{"198.18.0.13", "ofm-9.1", "ofmlog-share", catalog.Fail, []string{"no share of that name", "STATUS_BAD_NETWORK_NAME"}},
+		{"198.18.0.13", "ofm-9.1", "ofmnt-log", catalog.Fail, []string{"not checked, OFMLOG$ did not mount"}},
+		{"198.18.0.13", "ofm-9.0", "ipc-share", catalog.Pass, []string{`IPC$: connected`}},
+		{"198.18.0.14", "ofm-9.1", "ofmlog-share", catalog.Fail, []string{"access denied to guest", "credentials are needed"}},
+		{"198.18.0.16", "ofm-9.1", "smb-service", catalog.Fail, []string{"connected, but no answer to the SMB negotiate in 1.5s"}},
+		{"198.18.0.16", "ofm-9.0", "rpc-endpoint-mapper", catalog.Info, []string{"no answer to the bind"}},
+		{"198.18.0.18", "ofm-9.1", "smb-service", catalog.Fail, []string{"smb negotiate 445: not an SMB"}},
+		{"198.18.0.20", "ofm-9.0", "smb-service", catalog.Pass, []string{"speaks SMB1 only"}},
+		{"198.18.0.20", "ofm-9.0", "ofmlog-share", catalog.Skipped, []string{"speaks only SMB1", "check it from an OFM console"}},
+		{"198.18.0.20", "ofm-9.1", "smb-service", catalog.Fail, []string{"speaks SMB1 only"}},
+		{"198.18.0.20", "ofm-9.0", "smb1-disabled", catalog.Warn, []string{"speaks only SMB1"}},
+	}
+	for _, tc := range tests {
+		r := requirement(byAddr[tc.addr], tc.profile, tc.req)
+		text := r.Reason
+		if len(r.Evidence) > 0 {
+			text = r.Evidence[0]
+		}
+		if r.Outcome != tc.outcome {
+			t.Errorf("%s %s/%s: %s (%s), want %s", tc.addr, tc.profile, tc.req, r.Outcome, text, tc.outcome)
+			continue
+		}
+		for _, want := range tc.evidence {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s %s/%s: evidence %q does not say %q", tc.addr, tc.profile, tc.req, text, want)
+			}
+		}
+	}
+	// A silent host costs its steps' timeouts, in parallel: about two 1.5 s timeouts, never their sum.
+	if d := byAddr["198.18.0.16"].DurationMS; d > 3*1500+1000 {
+		t.Errorf("the tarpit took %.0f ms; its steps run in parallel and each is bounded by the 1.5 s timeout", d)
+	}
+}
+
+// TestLabCredentials logs on to the share that refuses guests: the right password mounts it and passes both
+// profiles' share requirements; a wrong one is a logon failure. The password is read from a file and appears in no
+// output, report format or error.
+func TestLabCredentials(t *testing.T) {
+	bin := needLab(t)
+	password, err := os.ReadFile("/run/ofmlab/password")
+	if err != nil || len(password) < 8 {
+		t.Fatalf("the lab's password file: %v", err)
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	os.WriteFile(good, append(password, '\n'), 0o600)
+	bad := filepath.Join(dir, "bad")
+	os.WriteFile(bad, []byte("not-the-password\n"), 0o600)
+
+	doc, _ := scanLabJSON(t, bin, "198.18.0.14", "--user", "ofmlab", "--password-file", good)
+	h := doc.Hosts[0]
+	if r := requirement(h, "ofm-9.1", "ofmlog-share"); r.Outcome != catalog.Pass || !strings.Contains(r.Evidence[0], "mounted as ofmlab") {
+		t.Errorf("with the password: %+v", r)
+	}
+	if g := h.Grade("ofm-9.1"); g != catalog.GradeWarn {
+		t.Errorf("with the password the host grades %s for 9.1, want warn (only NetBIOS exposure left)", g)
+	}
+	doc, _ = scanLabJSON(t, bin, "198.18.0.14", "--user", "ofmlab", "--password-file", bad)
+	if r := requirement(doc.Hosts[0], "ofm-9.1", "ofmlog-share"); r.Outcome != catalog.Fail || !strings.Contains(r.Evidence[0], "STATUS_LOGON_FAILURE") {
+		t.Errorf("with a wrong password: %+v", r)
+	}
+
+	// Every format and stream, with the right and the wrong password, through the file and the environment.
+	var all bytes.Buffer
+	for _, format := range report.FormatNames() {
+		for _, pw := range []string{good, bad} {
+			out, stderr, _ := inLab(t, 60*time.Second, bin, "scan", "198.18.0.10,14", "--user", "ofmlab", "--password-file", pw, "--format", format, "--debug")
+			all.WriteString(out + stderr)
+		}
+	}
+	cmd := exec.Command("ip", "netns", "exec", scannerNS, bin, "scan", "198.18.0.14", "--user", "ofmlab", "-f", "ndjson")
+	cmd.Env = append(os.Environ(), "OFMPROBE_PASSWORD="+string(password))
+	out, _ := cmd.CombinedOutput()
+	all.Write(out)
+	if bytes.Contains(all.Bytes(), password) {
+		t.Fatalf("the password appears in ofmprobe's output")
+	}
+	if !bytes.Contains(all.Bytes(), []byte("ofmlab")) {
+		t.Fatalf("the outputs do not name the user at all: the check above proves nothing")
+	}
+}

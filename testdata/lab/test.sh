@@ -23,4 +23,22 @@ if [ -n "$unformatted" ]; then
   echo "test.sh: gofmt would change: $unformatted" >&2
   exit 1
 fi
-go test -count=1 -timeout 20m ./...
+log=$(mktemp)
+set +e
+go test -count=1 -timeout 30m ./... 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+
+# No test output and no lab log may contain the lab's password (only the lab's own password file holds it).
+labdir=${OFMLAB_DIR:-/run/ofmlab}
+if [ -s "$labdir/password" ]; then
+	if grep -rqaF --exclude=password -f "$labdir/password" "$log" "$labdir"; then
+		echo "test.sh: the lab password appears in the test output or a lab log:" >&2
+		grep -rlaF --exclude=password -f "$labdir/password" "$log" "$labdir" >&2
+		rc=1
+	else
+		echo "test.sh: the lab password appears in no test output and no lab log"
+	fi
+fi
+rm -f "$log"
+exit "$rc"
