@@ -31,7 +31,7 @@ measure() {
 	local i walls=() cpus=() rsss=()
 	for ((i = 0; i < RUNS; i++)); do
 		ip netns exec "$NS" /usr/bin/time -f '%e %U %S %M' -o "$out" timeout 600 "$@" >/dev/null 2>&1 || true
-		read -r wall user sys rss <"$out"
+		read -r wall user sys rss < <(tail -n 1 "$out")
 		walls+=("$wall")
 		cpus+=("$(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.2f", u + s}')")
 		rsss+=("$(awk -v r="$rss" 'BEGIN {printf "%.1f", r / 1024}')")
