@@ -91,7 +91,7 @@ type Check struct {
 var Kinds = map[string][]string{
 	"tcp":      {"open", "closed", "filtered", "unreachable"},
 	"udp":      {"open", "open|filtered", "closed", "unreachable"},
-	"nbstat":   {"answered", "silent", "closed", "protocol error", "unreachable"},
+	"nbstat":   {"answered", "open|filtered", "closed", "protocol error", "unreachable"},
 	"nbss":     {"positive", "negative", "timeout", "protocol error", "closed", "filtered", "unreachable"},
 	"smb":      {"smb2", "smb1 only", "no common dialect", "session refused", "protocol error", "timeout", "closed", "filtered", "unreachable"},
 	"smb1":     {"disabled", "accepted"},

@@ -66,9 +66,9 @@ type Result struct {
 	// Reason says why the requirement was skipped.
 	Reason string `json:"reason,omitempty"`
 	// NotRequested says the requirement was skipped because the user did not ask for its check.
-	NotRequested bool `json:"not_requested,omitempty"`
-	Why    string `json:"why"`
-	Fix    string `json:"fix,omitempty"`
+	NotRequested bool   `json:"not_requested,omitempty"`
+	Why          string `json:"why"`
+	Fix          string `json:"fix,omitempty"`
 }
 
 // Grading is a host's grade for one profile and every requirement's result.

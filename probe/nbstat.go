@@ -16,10 +16,11 @@ import (
 )
 
 // The NetBIOS node status states. Silent is never proof of filtering: the query may have been lost, or an ICMP
-// answer rate-limited, so the report says "silent", and graders treat it as no answer.
+// answer rate-limited, so the report says "open|filtered", as nmap does for a silent UDP port, and graders treat it
+// as no answer.
 const (
 	NBAnswered      = "answered"
-	NBSilent        = "silent"
+	NBSilent        = "open|filtered"
 	NBClosed        = "closed"
 	NBProtocolError = "protocol error"
 	NBUnreachable   = "unreachable"
@@ -116,7 +117,7 @@ func (s *Scanner) nodeStatus(ctx context.Context, addr netip.Addr) NodeStatus {
 		}
 	}
 	ns.State = NBSilent
-	ns.Evidence = fmt.Sprintf("nbstat 137: no answer to %d %s of %s (silence is not proof of filtering)", ns.Attempts, map[bool]string{true: "query", false: "queries"}[ns.Attempts == 1], s.opts.UDPTimeout)
+	ns.Evidence = fmt.Sprintf("nbstat 137: open|filtered, no answer to %d %s of %s (silence is not proof of filtering)", ns.Attempts, map[bool]string{true: "query", false: "queries"}[ns.Attempts == 1], s.opts.UDPTimeout)
 	return ns
 }
 

@@ -96,7 +96,7 @@ func TestNodeStatus(t *testing.T) {
 		}, NBAnswered, 1, "nbstat 137: answered in "},
 		{"silence", func(t *testing.T) func(int, []byte) [][]byte {
 			return func(int, []byte) [][]byte { return nil }
-		}, NBSilent, 3, "nbstat 137: no answer to 3 queries of 150ms (silence is not proof of filtering)"},
+		}, NBSilent, 3, "nbstat 137: open|filtered, no answer to 3 queries of 150ms (silence is not proof of filtering)"},
 		{"garbage with the right ID", func(t *testing.T) func(int, []byte) [][]byte {
 			return func(_ int, q []byte) [][]byte { return [][]byte{append(q[:2:2], 0x84, 0x00, 0xff, 0xff)} }
 		}, NBProtocolError, 1, "nbstat 137: the answer is not a valid node status"},

@@ -480,7 +480,6 @@ type IPCResult struct {
 // legs, tree connects, and a create, read and close per file are a dozen round trips.
 const shareStepBudget = 4
 
-
 // shareCheck is the "share mount" step on a direct-TCP SMB port: it logs on (with creds, or as guest when creds is
 // nil or has been disabled by logon failures), mounts OFMLOG$, stats OFMNT.LOG and OFMNT.ADR, reads the start of
 // OFMNT.ADR, and tree-connects IPC$. The connect has the scan timeout; everything after it shares a budget of

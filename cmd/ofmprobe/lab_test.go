@@ -130,7 +130,7 @@ var labTruth = map[string]labHost{
 	// is exposure (warn).
 	"198.18.0.10": host("ofm90", [4]string{"open", "open", "open", "open"}, nmbdUDP, "answered", "positive", "up", "warn", "warn"),
 	// NetBIOS dropped: OFM 9.0 fails (no name service, no session); 9.1 passes.
-	"198.18.0.11": host("ofm91 hardened", [4]string{"closed", "closed", "filtered", "open"}, [3]string{"closed", "open|filtered", "closed"}, "silent", "", "up", "fail", "pass"),
+	"198.18.0.11": host("ofm91 hardened", [4]string{"closed", "closed", "filtered", "open"}, [3]string{"closed", "open|filtered", "closed"}, "open|filtered", "", "up", "fail", "pass"),
 	// 445 dropped: 9.0 still has SMB over the NetBIOS session on 139, but ofmprobe mounts the share over 445 only,
 	// so 9.0 is not proven; 9.1 fails.
 	"198.18.0.12": host("drop445", [4]string{"closed", "closed", "open", "filtered"}, nmbdUDP, "answered", "positive", "up", "incomplete", "fail"),
@@ -146,6 +146,8 @@ var labTruth = map[string]labHost{
 	// 20% of its inbound UDP 137 is dropped at random; four tries still get through.
 	"198.18.0.19": host("lossy", [4]string{"closed", "closed", "open", "open"}, nmbdUDP, "answered", "positive", "up", "warn", "warn"),
 	// SMB1 only: fine for OFM 9.0 but the share cannot be checked over SMB2 (not proven); 9.1 needs SMB2.
+	// Refuses guest logins outright: without credentials the share check is "guest refused".
+	"198.18.0.21": host("noguest", [4]string{"closed", "closed", "closed", "open"}, allClosedUDP, "closed", "", "up", "fail", "fail"),
 	"198.18.0.20": host("smb1only", [4]string{"closed", "closed", "open", "open"}, nmbdUDP, "answered", "positive", "up", "incomplete", "fail"),
 	// The bulk namespace's responder answers node status for its own address too; labd accepts on 135/139/445 and
 	// closes at once, which is neither a NetBIOS session answer nor SMB.
@@ -302,7 +304,7 @@ func TestLabBulk20(t *testing.T) {
 		{netip.MustParsePrefix("198.18.16.0/22"), host("open block", open3, allClosedUDP, "answered", "protocol error", "up", "fail", "fail")},
 		{netip.MustParsePrefix("198.18.20.0/22"), host("closed block", [4]string{"closed", "closed", "closed", "closed"}, allClosedUDP, "closed", "", "up", "fail", "fail")},
 		// TCP dropped, but UDP answers with ICMP: the host is there.
-		{netip.MustParsePrefix("198.18.24.0/22"), host("dropped block", [4]string{"filtered", "filtered", "filtered", "filtered"}, allClosedUDP, "silent", "", "up", "fail", "fail")},
+		{netip.MustParsePrefix("198.18.24.0/22"), host("dropped block", [4]string{"filtered", "filtered", "filtered", "filtered"}, allClosedUDP, "open|filtered", "", "up", "fail", "fail")},
 		{netip.MustParsePrefix("198.18.28.0/22"), host("mixed block", [4]string{"closed", "filtered", "closed", "open"}, allClosedUDP, "answered", "", "up", "fail", "fail")},
 	}
 	var problems []string
@@ -476,7 +478,10 @@ func requirement(h report.HostRecord, profile, id string) catalog.Result {
 // outcome and the words of the evidence a user reads.
 func TestLabSMBAndShare(t *testing.T) {
 	bin := needLab(t)
-	doc, _ := scanLabJSON(t, bin, "198.18.0.10,11,13,14,16,18,20")
+	doc, _ := scanLabJSON(t, bin, "198.18.0.10,11,13,14,16,18,20,21")
+	if st := shareState(t, doc, "198.18.0.21"); st != "guest refused" {
+		t.Errorf("198.18.0.21 share state %q, want guest refused", st)
+	}
 	byAddr := map[string]report.HostRecord{}
 	for _, h := range doc.Hosts {
 		byAddr[h.Address] = h
@@ -498,6 +503,7 @@ func TestLabSMBAndShare(t *testing.T) {
 		{"198.18.0.13", "ofm-9.1", "ofmnt-log", catalog.Fail, []string{"not checked, OFMLOG$ did not mount"}},
 		{"198.18.0.13", "ofm-9.0", "ipc-share", catalog.Pass, []string{`IPC$: connected`}},
 		{"198.18.0.14", "ofm-9.1", "ofmlog-share", catalog.Fail, []string{"access denied to guest", "credentials are needed"}},
+		{"198.18.0.21", "ofm-9.1", "ofmlog-share", catalog.Fail, []string{"guest"}},
 		{"198.18.0.16", "ofm-9.1", "smb-service", catalog.Fail, []string{"connected, but no answer to the SMB negotiate in 1.5s"}},
 		{"198.18.0.16", "ofm-9.0", "rpc-endpoint-mapper", catalog.Info, []string{"no answer to the bind"}},
 		{"198.18.0.18", "ofm-9.1", "smb-service", catalog.Fail, []string{"smb negotiate 445: not an SMB"}},
@@ -528,6 +534,25 @@ func TestLabSMBAndShare(t *testing.T) {
 	}
 }
 
+// shareState returns the share check's state from a JSON report, via the raw document.
+func shareState(t *testing.T, doc report.Document, addr string) string {
+	t.Helper()
+	for _, h := range doc.Hosts {
+		if h.Address == addr {
+			for _, r := range h.Profiles[0].Results {
+				if r.Requirement == "ofmlog-share" && len(r.Evidence) > 0 {
+					for _, st := range []string{"guest refused", "logon failure", "access denied", "missing", "mounted"} {
+						if strings.Contains(r.Evidence[0], st) {
+							return st
+						}
+					}
+				}
+			}
+		}
+	}
+	return ""
+}
+
 // TestLabCredentials logs on to the share that refuses guests: the right password mounts it and passes both
 // profiles' share requirements; a wrong one is a logon failure. The password is read from a file and appears in no
 // output, report format or error.
@@ -551,9 +576,28 @@ func TestLabCredentials(t *testing.T) {
 	if g := h.Grade("ofm-9.1"); g != catalog.GradeWarn {
 		t.Errorf("with the password the host grades %s for 9.1, want warn (only NetBIOS exposure left)", g)
 	}
-	doc, _ = scanLabJSON(t, bin, "198.18.0.14", "--user", "ofmlab", "--password-file", bad)
-	if r := requirement(doc.Hosts[0], "ofm-9.1", "ofmlog-share"); r.Outcome != catalog.Fail || !strings.Contains(r.Evidence[0], "STATUS_LOGON_FAILURE") {
-		t.Errorf("with a wrong password: %+v", r)
+	doc, _ = scanLabJSON(t, bin, "198.18.0.21", "--user", "ofmlab", "--password-file", good)
+	if g := doc.Hosts[0].Grade("ofm-9.1"); g != catalog.GradePass {
+		t.Errorf("the guest-refusing 9.1 host with the password grades %s, want pass", g)
+	}
+
+	// A wrong password: a logon failure; with --max-auth-failures 1 the second host that would refuse it is not
+	// tried with it, and says so.
+	doc, _ = scanLabJSON(t, bin, "198.18.0.14,21", "--user", "ofmlab", "--password-file", bad, "--max-auth-failures", "1")
+	var failed, spared int
+	for _, h := range doc.Hosts {
+		ev := requirement(h, "ofm-9.1", "ofmlog-share").Evidence
+		switch {
+		case len(ev) > 0 && strings.Contains(ev[0], "STATUS_LOGON_FAILURE") && !strings.Contains(ev[0], "credentials not used"):
+			failed++
+		case len(ev) > 0 && strings.Contains(ev[0], "credentials not used: 1 logon failure"):
+			spared++
+		default:
+			t.Errorf("%s: share evidence %q", h.Address, ev)
+		}
+	}
+	if failed != 1 || spared != 1 {
+		t.Errorf("wrong password with --max-auth-failures 1: %d hosts tried it and failed, %d spared; want 1 and 1", failed, spared)
 	}
 
 	// Every format and stream, with the right and the wrong password, through the file and the environment.

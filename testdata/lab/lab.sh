@@ -34,23 +34,23 @@ NETNS_MARKER='# ofmprobe lab: /etc/hosts of the scanner namespace; written by la
 POLICY_CREATED=0 # 1 while a policy-rc.d written by this script exists
 
 # Every namespace except the switch, in start order, with its address on the bridge.
-HOSTS=(scan ofm90 ofm91 drop445 noshare authshare empty tarpit garbage lossy smb1only bulk)
+HOSTS=(scan ofm90 ofm91 drop445 noshare authshare empty tarpit garbage lossy smb1only noguest bulk)
 declare -A ADDR=(
 	[scan]=198.18.0.2 [ofm90]=198.18.0.10 [ofm91]=198.18.0.11 [drop445]=198.18.0.12
 	[noshare]=198.18.0.13 [authshare]=198.18.0.14 [empty]=198.18.0.15 [tarpit]=198.18.0.16
-	[garbage]=198.18.0.18 [lossy]=198.18.0.19 [smb1only]=198.18.0.20
+	[garbage]=198.18.0.18 [lossy]=198.18.0.19 [smb1only]=198.18.0.20 [noguest]=198.18.0.21
 	[bulk]=198.18.0.250
 )
 # NetBIOS names of the Samba hosts (hosts absent here run no Samba).
 declare -A NBNAME=([ofm90]=OFM90 [ofm91]=OFM91 [drop445]=DROP445 [noshare]=NOSHARE [authshare]=AUTHSHARE
-	[lossy]=LOSSY [smb1only]=SMB1ONLY)
+	[lossy]=LOSSY [smb1only]=SMB1ONLY [noguest]=NOGUEST)
 # Hosts that run nmbd, so must answer a NetBIOS node status query.
 NMBD_HOSTS=(ofm90 drop445 noshare authshare lossy smb1only)
 # What must listen in each namespace before the lab counts as up.
 declare -A WANT_TCP=(
 	[ofm90]="53 135 139 445" [ofm91]="445" [drop445]="139 445" [noshare]="139 445"
 	[authshare]="139 445" [tarpit]="53 135 139 445" [garbage]="139 445" [lossy]="139 445"
-	[smb1only]="139 445" [bulk]="135 139 445"
+	[smb1only]="139 445" [noguest]="445" [bulk]="135 139 445"
 )
 declare -A WANT_UDP=([ofm90]="137 138" [drop445]="137 138" [noshare]="137 138" [authshare]="137 138"
 	[garbage]="137" [lossy]="137 138" [smb1only]="137 138" [bulk]="137")
@@ -260,9 +260,14 @@ write_smb_conf() {
 			# SMB1 (NT LM 0.12) only: an SMB2 NEGOTIATE gets the connection closed.
 			printf '   server min protocol = NT1\n   server max protocol = NT1\n'
 			;;
+		noguest)
+			# A 9.1-style host that refuses guest logins outright: a guest session setup is a logon failure,
+			# and so is a wrong password for the lab user, who exists here too.
+			printf '   smb ports = 445\n   disable netbios = yes\n   map to guest = never\n'
+			;;
 		esac
 		case $name in
-		ofm90 | ofm91 | drop445 | lossy | smb1only)
+		ofm90 | ofm91 | drop445 | lossy | smb1only | noguest)
 			cat <<-EOF
 
 				[OFMLOG\$]
@@ -444,12 +449,13 @@ ensure_lab_user() {
 		say "adding system user $LAB_USER (no home, no login shell)"
 		useradd --system --no-create-home --shell /usr/sbin/nologin "$LAB_USER"
 	fi
-	local conf
-	conf=$(hostdir authshare)/smb.conf
-	local out
-	out=$(printf '%s\n%s\n' "$OFMLAB_PASSWORD" "$OFMLAB_PASSWORD" |
-		in_ns authshare timeout 20 smbpasswd -c "$conf" -a -s "$LAB_USER" 2>&1) ||
-		die "smbpasswd -a $LAB_USER failed: $out"
+	local conf out host
+	for host in authshare noguest; do
+		conf=$(hostdir "$host")/smb.conf
+		out=$(printf '%s\n%s\n' "$OFMLAB_PASSWORD" "$OFMLAB_PASSWORD" |
+			in_ns "$host" timeout 20 smbpasswd -c "$conf" -a -s "$LAB_USER" 2>&1) ||
+			die "smbpasswd -a $LAB_USER on $host failed: $out"
+	done
 	(
 		umask 077
 		printf '%s' "$OFMLAB_PASSWORD" >"$OFMLAB_DIR/password"
