@@ -50,9 +50,13 @@ for t in "${targets[@]}"; do
 	echo "| $t | ofmprobe TCP only: \`ofmprobe scan --catalog testdata/bench/tcp-only.json $t\` | $ow | $oc | $om |"
 	read -r nw nc nm < <(measure nmap -n -sT -Pn -T4 -p 53,135,139,445 -oG - "$t")
 	echo "| $t | nmap: \`nmap -n -sT -Pn -T4 -p 53,135,139,445 $t\` | $nw | $nc | $nm |"
+	read -r sw sc sm < <(measure "$bin" scan --catalog testdata/bench/nbstat-only.json --format ndjson --output /dev/null "$t")
+	names=$(ip netns exec "$NS" "$bin" scan --catalog testdata/bench/nbstat-only.json --format ndjson "$t" 2>/dev/null | grep -c '"state":"answered"' || true)
+	echo "| $t | ofmprobe NetBIOS names only: \`ofmprobe scan --catalog testdata/bench/nbstat-only.json $t\` ($names hosts answered) | $sw | $sc | $sm |"
 	if command -v nbtscan >/dev/null; then
 		read -r bw bc bm < <(measure nbtscan "$t")
-		echo "| $t | nbtscan (names only): \`nbtscan $t\` | $bw | $bc | $bm |"
+		found=$(ip netns exec "$NS" nbtscan -q "$t" 2>/dev/null | grep -c '^[0-9]' || true)
+		echo "| $t | nbtscan (names only, defaults): \`nbtscan $t\` ($found hosts answered) | $bw | $bc | $bm |"
 	fi
 	echo "| $t | ratio nmap / ofmprobe TCP only (wall) | $(awk -v n="$nw" -v o="$ow" 'BEGIN {printf "%.1f", n / o}')x | | |"
 done
