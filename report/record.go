@@ -19,10 +19,12 @@ const SchemaVersion = 1
 
 // Run describes one scan: who ran it, when, and with which settings. It never holds credentials.
 type Run struct {
-	Tool        string     `json:"tool"`
-	Version     string     `json:"version"`
-	Started     time.Time  `json:"started"`
-	Finished    time.Time  `json:"finished,omitzero"`
+	Tool     string    `json:"tool"`
+	Version  string    `json:"version"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+	// Vantage lists the scanning machine's own non-loopback addresses: firewall verdicts hold only from there.
+	Vantage     []string   `json:"vantage"`
 	Profiles    []string   `json:"profiles"`
 	Options     RunOptions `json:"options"`
 	Interrupted bool       `json:"interrupted"`

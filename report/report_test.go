@@ -26,9 +26,36 @@ func port(p int, state string, rtt time.Duration, attempts int, evidence string)
 	return probe.PortResult{Port: p, Protocol: "tcp", State: state, RTT: rtt, Attempts: attempts, Evidence: evidence}
 }
 
+func udp(p int, state string, attempts int, evidence string) probe.PortResult {
+	return probe.PortResult{Port: p, Protocol: "udp", State: state, Attempts: attempts, Evidence: evidence}
+}
+
+// hostile is what a malicious host could put in its NetBIOS answers: markup, a spreadsheet formula, quotes,
+// backslashes, line breaks, a terminal escape and a bidirectional override. Every format must carry it as text.
+const (
+	hostileName     = `<script>document.title='pwned'</script>`
+	hostileGroup    = `=HYPERLINK("http://198.18.0.66/x")`
+	hostileEvidence = "nbss 139: negative, \"</td><img src=x onerror=alert(1)>\" \\share\n\x1b[31mred\x1b[0m \u202egnp.exe"
+)
+
 // fixtureHosts are lab-like hosts, given out of order: writers must sort them.
 func fixtureHosts() []*probe.Host {
 	ms := time.Millisecond
+	nmbdUDP := []probe.PortResult{
+		udp(67, "closed", 1, "udp 67: closed, ICMP port unreachable in 0.20 ms"),
+		udp(138, "open|filtered", 4, "udp 138: open|filtered, no answer to 4 datagrams of 750ms"),
+		udp(445, "closed", 1, "udp 445: closed, ICMP port unreachable in 0.21 ms"),
+	}
+	nodeStatus := func(name string) *probe.NodeStatus {
+		return &probe.NodeStatus{State: "answered", Evidence: "nbstat 137: answered in 0.52 ms, 3 names", Attempts: 1, RTT: 520 * time.Microsecond,
+			Names: []probe.NetBIOSName{
+				{Name: name, Suffix: "00", Meaning: "workstation", Flags: "B active"},
+				{Name: name, Suffix: "20", Meaning: "file server", Flags: "B active"},
+				{Name: "OFMLAB", Suffix: "00", Group: true, Meaning: "domain or workgroup name", Flags: "B active"},
+			},
+			ComputerName: name, Workgroup: "OFMLAB", FileServer: true}
+	}
+	positive := &probe.Session{State: "positive", Evidence: "nbss 139: positive session response in 0.61 ms", Called: []string{"OFM90<20>"}, RTT: 610 * time.Microsecond}
 	return []*probe.Host{
 		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.11")}, Status: probe.HostUp, Started: clock.Add(2 * ms), Duration: 3 * time.Second,
 			Ports: []probe.PortResult{
@@ -36,14 +63,18 @@ func fixtureHosts() []*probe.Host {
 				port(135, "closed", 280*time.Microsecond, 1, "tcp 135: closed, connection refused in 0.28 ms"),
 				port(139, "filtered", 0, 2, "tcp 139: filtered, no answer to 2 attempts of 1.5s"),
 				port(445, "open", 410*time.Microsecond, 1, "tcp 445: open, connected in 0.41 ms"),
-			}},
+				nmbdUDP[0], nmbdUDP[1], nmbdUDP[2],
+			},
+			NetBIOS: &probe.NodeStatus{State: probe.NBSilent, Evidence: "nbstat 137: open|filtered, no answer to 4 queries of 750ms (silence is not proof of filtering)", Attempts: 4}},
 		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.10"), Name: "ofm90.lab"}, Status: probe.HostUp, Started: clock.Add(ms), Duration: 2 * ms,
 			Ports: []probe.PortResult{
 				port(53, "open", 350*time.Microsecond, 1, "tcp 53: open, connected in 0.35 ms"),
 				port(135, "open", 330*time.Microsecond, 1, "tcp 135: open, connected in 0.33 ms"),
 				port(139, "open", 390*time.Microsecond, 1, "tcp 139: open, connected in 0.39 ms"),
 				port(445, "open", 400*time.Microsecond, 1, "tcp 445: open, connected in 0.40 ms"),
-			}},
+				nmbdUDP[0], nmbdUDP[1], nmbdUDP[2],
+			},
+			NetBIOS: nodeStatus("OFM90"), Session: positive},
 		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.17")}, Status: probe.HostUnreachable, Started: clock.Add(3 * ms), Duration: 3100 * ms,
 			Ports: []probe.PortResult{
 				port(53, "unreachable", 3050*ms, 1, "tcp 53: unreachable, no route to host after 3.05 s"),
@@ -51,30 +82,55 @@ func fixtureHosts() []*probe.Host {
 				port(139, "unreachable", 3050*ms, 1, "tcp 139: unreachable, no route to host after 3.05 s"),
 				port(445, "unreachable", 3050*ms, 1, "tcp 445: unreachable, no route to host after 3.05 s"),
 			}},
+		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.66")}, Status: probe.HostUp, Started: clock.Add(6 * ms), Duration: 20 * ms,
+			Ports: []probe.PortResult{
+				port(139, "open", 300*time.Microsecond, 1, "tcp 139: open, connected in 0.30 ms"),
+				port(445, "closed", 300*time.Microsecond, 1, "tcp 445: closed, connection refused in 0.30 ms"),
+			},
+			NetBIOS: &probe.NodeStatus{State: "answered", Evidence: "nbstat 137: answered in 0.40 ms, 2 names", Attempts: 1, RTT: 400 * time.Microsecond,
+				Names: []probe.NetBIOSName{
+					{Name: hostileName, Suffix: "20", Meaning: "file server", Flags: "B active"},
+					{Name: hostileGroup, Suffix: "00", Group: true, Meaning: "domain or workgroup name", Flags: "B active"},
+				},
+				ComputerName: hostileName, Workgroup: hostileGroup, FileServer: true},
+			Session: &probe.Session{State: "negative", Evidence: hostileEvidence, Called: []string{hostileName + "<20>"}}},
 		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.12")}, Status: probe.HostUp, Started: clock.Add(4 * ms), Duration: 3 * time.Second,
 			Ports: []probe.PortResult{
 				port(53, "closed", 300*time.Microsecond, 1, "tcp 53: closed, connection refused in 0.30 ms"),
 				port(135, "closed", 300*time.Microsecond, 1, "tcp 135: closed, connection refused in 0.30 ms"),
 				port(139, "open", 300*time.Microsecond, 1, "tcp 139: open, connected in 0.30 ms"),
 				port(445, "filtered", 0, 2, "tcp 445: filtered, no answer to 2 attempts of 1.5s"),
-			}},
+				nmbdUDP[0], nmbdUDP[1], nmbdUDP[2],
+			},
+			NetBIOS: nodeStatus("DROP445"), Session: positive},
 		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.99")}, Status: probe.HostInternal, Started: clock.Add(5 * ms), Error: "panic: injected fault"},
 	}
 }
 
+// fixtureOrder is the fixture's addresses in report order.
+var fixtureOrder = []string{"198.18.0.10", "198.18.0.11", "198.18.0.12", "198.18.0.17", "198.18.0.66", "198.18.0.99"}
+
 func fixtureRun() Run {
 	return Run{
 		Tool: "ofmprobe", Version: "test", Started: clock, Finished: clock.Add(3200 * time.Millisecond),
+		Vantage:  []string{"198.18.0.2"},
 		Profiles: []string{"ofm-9.0", "ofm-9.1"},
-		Options:  RunOptions{Ports: []int{53, 135, 139, 445}, TimeoutMS: 1500, Retries: 1, Concurrency: 1024, PerHost: 4},
+		Options: RunOptions{Ports: []int{53, 135, 139, 445}, UDPPorts: []int{67, 138, 445}, TimeoutMS: 1500, Retries: 1,
+			UDPTimeoutMS: 750, UDPRetries: 3, Concurrency: 1024, PerHost: 4},
 	}
 }
 
 // render writes the fixture through a format's writer.
 func render(t *testing.T, format string) []byte {
 	t.Helper()
+	return renderWith(t, format, Options{})
+}
+
+// renderWith writes the fixture through a format's writer with options.
+func renderWith(t *testing.T, format string, opts Options) []byte {
+	t.Helper()
 	var buf bytes.Buffer
-	w, err := New(format, &buf)
+	w, err := NewWithOptions(format, &buf, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +170,20 @@ func golden(t *testing.T, name string, got []byte) {
 		t.Fatalf("%v (run go test ./report -update to create it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test ./report -update rewrites it):\n%s", name, got)
+		gotLines, wantLines := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+		for i := range max(len(gotLines), len(wantLines)) {
+			g, w := "(end of output)", "(end of file)"
+			if i < len(gotLines) {
+				g = gotLines[i]
+			}
+			if i < len(wantLines) {
+				w = wantLines[i]
+			}
+			if g != w {
+				t.Errorf("%s differs from the golden file at line %d (go test ./report -update rewrites it):\n got %.400q\nwant %.400q", name, i+1, g, w)
+				break
+			}
+		}
 	}
 }
 
@@ -122,10 +191,10 @@ func TestTableGolden(t *testing.T) {
 	out := render(t, "table")
 	golden(t, "report.table.golden", out)
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != 1+5+1 {
-		t.Fatalf("table has %d lines, want header, 5 hosts and a summary", len(lines))
+	if len(lines) != 1+6+1 {
+		t.Fatalf("table has %d lines, want header, 6 hosts and a summary", len(lines))
 	}
-	for i, addr := range []string{"198.18.0.10", "198.18.0.11", "198.18.0.12", "198.18.0.17", "198.18.0.99"} {
+	for i, addr := range fixtureOrder {
 		if f := strings.Fields(lines[1+i]); f[0] != addr {
 			t.Errorf("row %d is %s, want %s (rows sorted by address)", i+1, f[0], addr)
 		}
@@ -141,7 +210,7 @@ func TestJSONGolden(t *testing.T) {
 	if err := dec.Decode(&doc); err != nil {
 		t.Fatalf("the JSON report does not parse back: %v", err)
 	}
-	if doc.Schema != SchemaVersion || len(doc.Hosts) != 5 || doc.Summary.Hosts != 5 {
+	if doc.Schema != SchemaVersion || len(doc.Hosts) != 6 || doc.Summary.Hosts != 6 {
 		t.Fatalf("schema %d, %d hosts, summary %d", doc.Schema, len(doc.Hosts), doc.Summary.Hosts)
 	}
 	byAddr := map[string]HostRecord{}
@@ -162,11 +231,14 @@ func TestJSONGolden(t *testing.T) {
 			t.Errorf("%s grades %v, want %v", addr, got, want)
 		}
 	}
-	if got := doc.Summary.Grades["ofm-9.0"][catalog.GradeFail]; got != 1 {
-		t.Errorf("summary: %d hosts fail ofm-9.0, want 1", got)
+	if got := doc.Summary.Grades["ofm-9.0"][catalog.GradeFail]; got != 2 {
+		t.Errorf("summary: %d hosts fail ofm-9.0, want 2", got)
 	}
-	if got := doc.Summary.Grades["ofm-9.1"][catalog.GradeFail]; got != 1 {
-		t.Errorf("summary: %d hosts fail ofm-9.1, want 1", got)
+	if got := doc.Summary.Grades["ofm-9.1"][catalog.GradeFail]; got != 2 {
+		t.Errorf("summary: %d hosts fail ofm-9.1, want 2", got)
+	}
+	if h := byAddr["198.18.0.66"]; h.NetBIOS == nil || h.NetBIOS.ComputerName != hostileName || h.Session.Evidence != hostileEvidence {
+		t.Errorf("the hostile host's strings did not survive JSON: %+v", h.NetBIOS)
 	}
 	if doc.Summary.Internal != 1 {
 		t.Errorf("summary: %d internal, want 1", doc.Summary.Internal)
@@ -193,11 +265,11 @@ func TestNDJSONGolden(t *testing.T) {
 			order = append(order, l.Host.Address)
 		}
 	}
-	if want := []string{"run", "host", "host", "host", "host", "host", "summary"}; !reflect.DeepEqual(types, want) {
+	if want := []string{"run", "host", "host", "host", "host", "host", "host", "summary"}; !reflect.DeepEqual(types, want) {
 		t.Errorf("line types %q, want %q", types, want)
 	}
 	// NDJSON streams hosts in the order they finish, unsorted.
-	if want := []string{"198.18.0.11", "198.18.0.10", "198.18.0.17", "198.18.0.12", "198.18.0.99"}; !reflect.DeepEqual(order, want) {
+	if want := []string{"198.18.0.11", "198.18.0.10", "198.18.0.17", "198.18.0.66", "198.18.0.12", "198.18.0.99"}; !reflect.DeepEqual(order, want) {
 		t.Errorf("host order %q, want completion order %q", order, want)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"text/tabwriter"
+	"time"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
 )
@@ -20,18 +20,49 @@ type Writer interface {
 	End(Run, Summary) error
 }
 
-// Formats lists the report formats, and whether each streams hosts as they finish.
-var Formats = map[string]bool{"table": false, "json": false, "ndjson": true}
+// Formats lists the report formats, and whether each streams hosts as they finish. The others keep the hosts and
+// write one sorted document at the end.
+var Formats = map[string]bool{
+	"table":  false,
+	"json":   false,
+	"ndjson": true,
+	"csv":    false,
+	"junit":  false,
+	"html":   false,
+	"prom":   false,
+}
 
-// New returns the writer for a format.
+// Options tune how a report looks where a person reads it. The command line decides them from the terminal; the
+// zero value is plain output.
+type Options struct {
+	// Color paints grades and outcomes with ANSI colours (table only).
+	Color bool
+	// Width is the terminal's width in columns; the table truncates its reasons column to fit. 0 means no limit.
+	Width int
+}
+
+// New returns the writer for a format, with plain output.
 func New(format string, w io.Writer) (Writer, error) {
+	return NewWithOptions(format, w, Options{})
+}
+
+// NewWithOptions returns the writer for a format.
+func NewWithOptions(format string, w io.Writer, opts Options) (Writer, error) {
 	switch format {
 	case "table":
-		return &tableWriter{w: w}, nil
+		return &tableWriter{w: w, opts: opts}, nil
 	case "json":
-		return &jsonWriter{w: w}, nil
+		return &documentWriter{w: w, write: writeJSON}, nil
 	case "ndjson":
 		return &ndjsonWriter{w: bufio.NewWriter(w)}, nil
+	case "csv":
+		return &documentWriter{w: w, write: writeCSV}, nil
+	case "junit":
+		return &documentWriter{w: w, write: writeJUnit}, nil
+	case "html":
+		return &documentWriter{w: w, write: writeHTML}, nil
+	case "prom":
+		return &documentWriter{w: w, write: writeProm}, nil
 	}
 	return nil, fmt.Errorf("unknown format %q (want %s)", format, strings.Join(FormatNames(), ", "))
 }
@@ -46,7 +77,7 @@ func FormatNames() []string {
 	return names
 }
 
-// Document is the whole JSON report.
+// Document is the whole JSON report. It is also what ReadFile returns for a JSON or NDJSON report.
 type Document struct {
 	Schema  int          `json:"schema"`
 	Run     Run          `json:"run"`
@@ -54,27 +85,65 @@ type Document struct {
 	Summary Summary      `json:"summary"`
 }
 
-type jsonWriter struct {
+// documentWriter keeps the hosts and writes one document at the end, with the hosts sorted by address.
+type documentWriter struct {
 	w     io.Writer
 	hosts []HostRecord
+	write func(io.Writer, Document) error
 }
 
-func (j *jsonWriter) Begin(Run) error { return nil }
+func (d *documentWriter) Begin(Run) error { return nil }
 
-func (j *jsonWriter) Host(r HostRecord) error {
-	j.hosts = append(j.hosts, r)
+func (d *documentWriter) Host(r HostRecord) error {
+	d.hosts = append(d.hosts, r)
 	return nil
 }
 
-func (j *jsonWriter) End(run Run, sum Summary) error {
-	sortRecords(j.hosts)
-	doc := Document{Schema: SchemaVersion, Run: run, Hosts: j.hosts, Summary: sum}
+func (d *documentWriter) End(run Run, sum Summary) error {
+	sortRecords(d.hosts)
+	doc := Document{Schema: SchemaVersion, Run: run.normalized(), Hosts: d.hosts, Summary: sum.normalized()}
 	if doc.Hosts == nil {
 		doc.Hosts = []HostRecord{}
 	}
-	enc := json.NewEncoder(j.w)
+	return d.write(d.w, doc)
+}
+
+func writeJSON(w io.Writer, doc Document) error {
+	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(doc)
+}
+
+// normalized returns the run with empty lists instead of nil ones, so they print as [] rather than null.
+func (r Run) normalized() Run {
+	r.Vantage = nonNil(r.Vantage)
+	r.Profiles = nonNil(r.Profiles)
+	r.Options.Ports = nonNil(r.Options.Ports)
+	r.Options.UDPPorts = nonNil(r.Options.UDPPorts)
+	return r
+}
+
+// normalized returns the summary with an empty grade map instead of nil.
+func (s Summary) normalized() Summary {
+	if s.Grades == nil {
+		s.Grades = map[string]map[catalog.HostGrade]int{}
+	}
+	return s
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// Duration is how long the run took; 0 when it has not finished.
+func (r Run) Duration() time.Duration {
+	if r.Finished.IsZero() || r.Finished.Before(r.Started) {
+		return 0
+	}
+	return r.Finished.Sub(r.Started)
 }
 
 // NDJSON lines: a run line first, one host line as each host finishes, a summary line last. Every line carries the
@@ -86,6 +155,13 @@ type ndjsonLine struct {
 	Host    *HostRecord `json:"host,omitempty"`
 	Summary *Summary    `json:"summary,omitempty"`
 }
+
+// The NDJSON line types.
+const (
+	lineRun     = "run"
+	lineHost    = "host"
+	lineSummary = "summary"
+)
 
 type ndjsonWriter struct{ w *bufio.Writer }
 
@@ -103,165 +179,39 @@ func (n *ndjsonWriter) line(l ndjsonLine) error {
 	return n.w.Flush()
 }
 
-func (n *ndjsonWriter) Begin(run Run) error { return n.line(ndjsonLine{Type: "run", Run: &run}) }
+func (n *ndjsonWriter) Begin(run Run) error {
+	run = run.normalized()
+	return n.line(ndjsonLine{Type: lineRun, Run: &run})
+}
 
-func (n *ndjsonWriter) Host(r HostRecord) error { return n.line(ndjsonLine{Type: "host", Host: &r}) }
+func (n *ndjsonWriter) Host(r HostRecord) error { return n.line(ndjsonLine{Type: lineHost, Host: &r}) }
 
 func (n *ndjsonWriter) End(run Run, sum Summary) error {
-	return n.line(ndjsonLine{Type: "summary", Run: &run, Summary: &sum})
+	run, sum = run.normalized(), sum.normalized()
+	return n.line(ndjsonLine{Type: lineSummary, Run: &run, Summary: &sum})
 }
 
-type tableWriter struct {
-	w     io.Writer
-	hosts []HostRecord
+// gradeOrder lists the host grades from best to worst.
+var gradeOrder = []catalog.HostGrade{catalog.GradePass, catalog.GradeWarn, catalog.GradeIncomplete, catalog.GradeFail, catalog.GradeUnreachable}
+
+// gradeRank is a grade's place in gradeOrder; -1 for no grade.
+func gradeRank(g catalog.HostGrade) int { return slices.Index(gradeOrder, g) }
+
+// outcomeOrder lists the requirement outcomes from best to worst.
+var outcomeOrder = []catalog.Outcome{catalog.Pass, catalog.Info, catalog.Warn, catalog.Skipped, catalog.Fail}
+
+// displayName is the name a person knows the host by: the one it was given as, else its NetBIOS computer name.
+func (r HostRecord) displayName() string {
+	if r.Name != "" {
+		return r.Name
+	}
+	if r.NetBIOS != nil {
+		return r.NetBIOS.ComputerName
+	}
+	return ""
 }
 
-func (t *tableWriter) Begin(Run) error { return nil }
-
-func (t *tableWriter) Host(r HostRecord) error {
-	t.hosts = append(t.hosts, r)
-	return nil
-}
-
-func (t *tableWriter) End(run Run, sum Summary) error {
-	sortRecords(t.hosts)
-	tw := tabwriter.NewWriter(t.w, 0, 0, 2, ' ', 0)
-	header := []string{"ADDRESS", "NAME", "STATUS"}
-	for _, p := range run.Profiles {
-		header = append(header, strings.ToUpper(p))
-	}
-	header = append(header, "TCP", "NETBIOS", "REASONS")
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
-	for _, h := range t.hosts {
-		name := h.Name
-		if name == "" && h.NetBIOS != nil {
-			name = h.NetBIOS.ComputerName
-		}
-		row := []string{h.Address, dash(name), h.Status}
-		for _, p := range run.Profiles {
-			row = append(row, dash(string(h.Grade(p))))
-		}
-		row = append(row, dash(portSummary(h.Ports, "tcp")), dash(netbiosSummary(h)), dash(reasons(h)))
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintln(t.w, summaryLine(run, sum))
-	return err
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// netbiosSummary is the NetBIOS column: the workgroup and session outcome when node status answered, else its state.
-func netbiosSummary(h HostRecord) string {
-	if h.NetBIOS == nil {
-		return ""
-	}
-	s := h.NetBIOS.State
-	if h.NetBIOS.State == "answered" && h.NetBIOS.Workgroup != "" {
-		s = h.NetBIOS.Workgroup
-		if h.NetBIOS.ComputerName != "" {
-			s = h.NetBIOS.Workgroup + `\` + h.NetBIOS.ComputerName
-		}
-	}
-	if h.Session != nil {
-		s += ", session " + h.Session.State
-	}
-	return s
-}
-
-// portSummary groups one protocol's ports by state: "open 135,139,445; closed 53".
-func portSummary(ports []PortRecord, proto string) string {
-	var parts []string
-	for _, state := range []string{"open", "closed", "filtered", "unreachable", "error"} {
-		var nums []string
-		for _, p := range ports {
-			if p.State == state && p.Protocol == proto {
-				nums = append(nums, fmt.Sprint(p.Port))
-			}
-		}
-		if len(nums) > 0 {
-			parts = append(parts, state+" "+strings.Join(nums, ","))
-		}
-	}
-	return strings.Join(parts, "; ")
-}
-
-// maxReasons is how many reasons a table row shows; the JSON formats carry them all.
-const maxReasons = 2
-
-// reasons gives a host's first failing reasons across profiles, each requirement once: failures, then warnings, then
-// the required checks that could not run.
-func reasons(h HostRecord) string {
-	if h.Status == "internal" {
-		return "internal error: " + h.Error
-	}
-	seen := map[string]bool{}
-	var out, notProven []string
-	for _, want := range []catalog.Outcome{catalog.Fail, catalog.Warn} {
-		for _, g := range h.Profiles {
-			for _, r := range g.Results {
-				if r.Outcome != want || seen[r.Requirement] {
-					continue
-				}
-				seen[r.Requirement] = true
-				s := r.Requirement
-				if len(r.Evidence) > 0 {
-					s += " (" + r.Evidence[0] + ")"
-				}
-				out = append(out, s)
-			}
-		}
-	}
-	for _, g := range h.Profiles {
-		for _, r := range g.Results {
-			if r.Outcome == catalog.Skipped && r.Severity == catalog.Required && !seen[r.Requirement] {
-				seen[r.Requirement] = true
-				notProven = append(notProven, r.Requirement)
-			}
-		}
-	}
-	if len(out) > maxReasons {
-		out = append(out[:maxReasons], fmt.Sprintf("+%d more", len(out)-maxReasons))
-	}
-	if len(out) == 0 && len(notProven) > 0 {
-		return fmt.Sprintf("not proven: %d required checks skipped", len(notProven))
-	}
-	return strings.Join(out, "; ")
-}
-
-// summaryLine is the table's last line: hosts per grade for every profile.
-func summaryLine(run Run, sum Summary) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d %s", sum.Hosts, pluralWord(sum.Hosts, "host"))
-	grades := []catalog.HostGrade{catalog.GradePass, catalog.GradeWarn, catalog.GradeIncomplete, catalog.GradeFail, catalog.GradeUnreachable}
-	for _, p := range run.Profiles {
-		var parts []string
-		for _, g := range grades {
-			if n := sum.Grades[p][g]; n > 0 {
-				parts = append(parts, fmt.Sprintf("%d %s", n, g))
-			}
-		}
-		fmt.Fprintf(&b, "; %s: %s", p, dash(strings.Join(parts, ", ")))
-	}
-	if sum.Internal > 0 {
-		fmt.Fprintf(&b, "; %d %s", sum.Internal, pluralWord(sum.Internal, "internal error"))
-	}
-	if run.Interrupted {
-		b.WriteString(" (interrupted: partial results)")
-	}
-	return b.String()
-}
-
-func pluralWord(n int, w string) string {
-	if n == 1 {
-		return w
-	}
-	return w + "s"
+// seconds formats a duration in seconds for XML attributes and metrics: "3.2", "0.002".
+func seconds(d time.Duration) string {
+	return fmt.Sprintf("%.3f", d.Seconds())
 }

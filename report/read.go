@@ -1,0 +1,178 @@
+package report
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Errors ReadFile and Read wrap, for callers that tell bad input apart.
+var (
+	// ErrNotReport is returned for input that is not an ofmprobe JSON or NDJSON report.
+	ErrNotReport = errors.New("not an ofmprobe report")
+	// ErrSchemaVersion is returned for a report written with another schema version.
+	ErrSchemaVersion = errors.New("report schema version mismatch")
+)
+
+// maxLine is the longest NDJSON line Read accepts: a host record with every port of a large --ports list.
+const maxLine = 64 << 20
+
+// ReadFile reads a JSON or NDJSON report from a file.
+func ReadFile(path string) (Document, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Document{}, err
+	}
+	defer f.Close()
+	return Read(f, path)
+}
+
+// Read reads a report written by the json or ndjson writer; name says where it came from in errors. From NDJSON it
+// takes the hosts of the host lines and the run and summary of the last run or summary line; a stream cut short
+// (no summary line) still gives its hosts, with the summary counted from them. Fields it does not know are ignored,
+// as a newer ofmprobe may add them within the same schema version.
+func Read(r io.Reader, name string) (Document, error) {
+	br := bufio.NewReader(r)
+	first, err := br.ReadBytes('\n')
+	if err != nil && err != io.EOF {
+		return Document{}, fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(bytes.TrimSpace(first)) == 0 && err == io.EOF {
+		return Document{}, fmt.Errorf("%s: %w (the file is empty)", name, ErrNotReport)
+	}
+	// An NDJSON report's first line is a whole object with a type; a JSON document's first line is "{" alone (or the
+	// whole document, when it was compacted).
+	var head struct {
+		Schema *int    `json:"schema"`
+		Type   *string `json:"type"`
+	}
+	if json.Unmarshal(first, &head) == nil && head.Type != nil {
+		return readNDJSON(first, br, name)
+	}
+	return readJSON(io.MultiReader(bytes.NewReader(first), br), name)
+}
+
+// checkSchema checks a record's schema version.
+func checkSchema(schema *int, where string) error {
+	if schema == nil {
+		return fmt.Errorf(`%s: %w (no "schema" field)`, where, ErrNotReport)
+	}
+	if *schema != SchemaVersion {
+		return fmt.Errorf("%s: %w: the report has schema %d, this ofmprobe reads schema %d", where, ErrSchemaVersion, *schema, SchemaVersion)
+	}
+	return nil
+}
+
+func readJSON(r io.Reader, name string) (Document, error) {
+	dec := json.NewDecoder(r)
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return Document{}, fmt.Errorf("%s: %w (not JSON: %v)", name, ErrNotReport, err)
+		}
+		return Document{}, fmt.Errorf("read %s: %w", name, err)
+	}
+	if raw[0] != '{' {
+		return Document{}, fmt.Errorf("%s: %w (not a JSON object)", name, ErrNotReport)
+	}
+	var doc struct {
+		Schema  *int          `json:"schema"`
+		Run     *Run          `json:"run"`
+		Hosts   *[]HostRecord `json:"hosts"`
+		Summary *Summary      `json:"summary"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		// Check the version first: a report of another schema may not fit this one's types.
+		var head struct {
+			Schema *int `json:"schema"`
+		}
+		if json.Unmarshal(raw, &head) == nil {
+			if err := checkSchema(head.Schema, name); err != nil {
+				return Document{}, err
+			}
+		}
+		return Document{}, fmt.Errorf("%s: %w (%v)", name, ErrNotReport, err)
+	}
+	if err := checkSchema(doc.Schema, name); err != nil {
+		return Document{}, err
+	}
+	if doc.Run == nil || doc.Hosts == nil {
+		return Document{}, fmt.Errorf(`%s: %w (no "run" or "hosts")`, name, ErrNotReport)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Document{}, fmt.Errorf("%s: %w (data after the report)", name, ErrNotReport)
+	}
+	out := Document{Schema: *doc.Schema, Run: *doc.Run, Hosts: *doc.Hosts}
+	if doc.Summary != nil {
+		out.Summary = *doc.Summary
+	} else {
+		out.Summary = summarize(out.Hosts)
+	}
+	return out, nil
+}
+
+func readNDJSON(first []byte, br *bufio.Reader, name string) (Document, error) {
+	sc := bufio.NewScanner(io.MultiReader(bytes.NewReader(first), br))
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	doc := Document{Schema: SchemaVersion}
+	var haveRun, haveSummary bool
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		where := fmt.Sprintf("%s:%d", name, n)
+		var l struct {
+			Schema  *int        `json:"schema"`
+			Type    string      `json:"type"`
+			Run     *Run        `json:"run"`
+			Host    *HostRecord `json:"host"`
+			Summary *Summary    `json:"summary"`
+		}
+		if err := json.Unmarshal(line, &l); err != nil {
+			return Document{}, fmt.Errorf("%s: %w (%v)", where, ErrNotReport, err)
+		}
+		if err := checkSchema(l.Schema, where); err != nil {
+			return Document{}, err
+		}
+		switch l.Type {
+		case lineRun, lineSummary:
+			if l.Run != nil {
+				doc.Run, haveRun = *l.Run, true
+			}
+			if l.Summary != nil {
+				doc.Summary, haveSummary = *l.Summary, true
+			}
+		case lineHost:
+			if l.Host == nil {
+				return Document{}, fmt.Errorf(`%s: %w (a host line without "host")`, where, ErrNotReport)
+			}
+			doc.Hosts = append(doc.Hosts, *l.Host)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return Document{}, fmt.Errorf("read %s: %w", name, err)
+	}
+	if !haveRun {
+		return Document{}, fmt.Errorf("%s: %w (no run line)", name, ErrNotReport)
+	}
+	if !haveSummary || doc.Summary.Hosts != len(doc.Hosts) {
+		// Cut short, or several shards' streams joined: count the hosts that are there.
+		doc.Summary = summarize(doc.Hosts)
+	}
+	sortRecords(doc.Hosts)
+	return doc, nil
+}
+
+func summarize(hosts []HostRecord) Summary {
+	var s Summary
+	for _, h := range hosts {
+		s.Add(h)
+	}
+	return s.normalized()
+}
