@@ -88,7 +88,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return &exitError{code: exitUsage, err: err}
 		},
-		Commands: []*cli.Command{scanCommand(), catalogCommand(), versionCommand()},
+		Commands: []*cli.Command{scanCommand(), diffCommand(), catalogCommand(), versionCommand()},
 	}
 }
 

@@ -49,6 +49,7 @@ type scanOptions struct {
 	perHost      int
 	debug        bool
 	stdoutIsTerm bool
+	baseline     string
 	user         string
 	domain       string
 	passwordFile string
@@ -75,6 +76,7 @@ func scanCommand() *cli.Command {
 			&cli.StringFlag{Name: "catalog", Usage: "use a custom catalog `FILE` instead of the built-in one"},
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "report `FORMAT`: " + strings.Join(report.FormatNames(), ", ") + " (default: table on a terminal, else ndjson)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the report to `FILE` instead of stdout"},
+			&cli.StringFlag{Name: "baseline", Usage: "compare with an earlier JSON or NDJSON report `FILE` at the end; changes go to stderr, and the exit status is 1 only if something regressed"},
 			&cli.StringFlag{Name: "ports", Usage: "TCP `PORTS` to probe: a list like 445,139 narrows the catalog's ports, +8080 adds to them"},
 			&cli.IntFlag{Name: "ofm-port", Usage: "the OFM 9.1+ service's TCP `PORT`, if known (graded by ofm-9.1)"},
 			&cli.DurationFlag{Name: "timeout", Value: 1500 * time.Millisecond, Usage: "wait this `DURATION` for each connect attempt"},
@@ -111,6 +113,7 @@ func scanCommand() *cli.Command {
 				perHost:         c.Int("per-host"),
 				debug:           c.Bool("debug"),
 				stdoutIsTerm:    isTerminal(c.App.Writer),
+				baseline:        c.String("baseline"),
 				user:            c.String("user"),
 				domain:          c.String("domain"),
 				passwordFile:    c.String("password-file"),
@@ -150,6 +153,12 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	}
 	if _, ok := report.Formats[opts.format]; !ok {
 		return usageErrorf("unknown format %q (want %s)", opts.format, strings.Join(report.FormatNames(), ", "))
+	}
+	var base report.Document
+	if opts.baseline != "" {
+		if base, err = loadBaseline(opts.baseline); err != nil {
+			return err
+		}
 	}
 	targets, err := parseTargets(ctx, opts, stdin)
 	if err != nil {
@@ -193,9 +202,9 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
-	w, _ := report.New(opts.format, out)
+	w, _ := report.NewWithOptions(opts.format, out, reportOptions(stdout, opts.stdoutIsTerm && (opts.output == "" || opts.output == "-")))
 	run := report.Run{
-		Tool: "ofmprobe", Version: version, Started: time.Now().UTC(), Profiles: profileIDs(profiles),
+		Tool: "ofmprobe", Version: version, Started: time.Now().UTC(), Vantage: vantageAddresses(), Profiles: profileIDs(profiles),
 		Options: report.RunOptions{
 			Ports: nonNil(ports), UDPPorts: nonNil(catalog.UDPPorts(profiles)), TimeoutMS: float64(opts.timeout) / float64(time.Millisecond), Retries: opts.retries,
 			UDPTimeoutMS: float64(opts.udpTimeout) / float64(time.Millisecond), UDPRetries: opts.udpRetries,
@@ -213,6 +222,7 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	interrupted := watchSignals(abortCtx, scanner, abort, stderr, opts)
 
 	var sum report.Summary
+	var baselineHosts []report.HostRecord
 	var writeErr error
 	stats := scanner.Run(abortCtx, targets.All(), func(h *probe.Host) {
 		gradings := make([]catalog.Grading, len(profiles))
@@ -221,6 +231,9 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 		}
 		rec := report.NewHostRecord(h, gradings)
 		sum.Add(rec)
+		if opts.baseline != "" {
+			baselineHosts = append(baselineHosts, rec)
+		}
 		if h.Status == probe.HostInternal && opts.debug {
 			fmt.Fprintf(stderr, "ofmprobe: internal error probing %s: %s\n%s\n", h.Addr, h.Error, h.Stack)
 		}
@@ -243,6 +256,15 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 		return &exitError{code: exitFail, err: fmt.Errorf("write report: %w", writeErr)}
 	case run.Interrupted:
 		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: wrote the %d hosts finished so far", sum.Hosts)}
+	case opts.baseline != "":
+		regressed, err := compareBaseline(opts.baseline, base, baselineHosts, run, stderr)
+		if err != nil {
+			return &exitError{code: exitFail, err: fmt.Errorf("write the baseline comparison: %w", err)}
+		}
+		if regressed {
+			return &exitError{code: exitFail}
+		}
+		return nil
 	case !sum.AllPassed():
 		return &exitError{code: exitFail}
 	}

@@ -25,7 +25,7 @@ SCANNER=${NS_PREFIX}scan
 MARKER=.ofmlab-state # proves a directory is ours before `down` removes it
 BULK_RANGE=198.18.16.0/20
 LAB_USER=ofmlab
-APT_PACKAGES=(samba smbclient nmap nbtscan nftables iproute2 procps time)
+APT_PACKAGES=(samba smbclient nmap nbtscan nftables iproute2 procps time chromium)
 # The scanner namespace's /etc/hosts: `ip netns exec` bind-mounts every file of
 # /etc/netns/NS over /etc, so the directory holds only the hosts file, whose
 # first line marks it as ours.
@@ -128,6 +128,8 @@ missing_tools() {
 	done
 	# `command -v time` finds the shell keyword; the tests and bench.sh need GNU time.
 	[[ -x /usr/bin/time ]] || printf 'time '
+	# The HTML report's tests render it in headless Chromium.
+	command -v chromium >/dev/null 2>&1 || printf 'chromium '
 	dcerpcd_path >/dev/null || printf 'samba-dcerpcd '
 }
 
@@ -795,7 +797,7 @@ cmd_exec() {
 usage() {
 	cat <<-'EOF'
 		usage: lab.sh COMMAND   (as root)
-		  install      install missing packages (samba smbclient nmap nbtscan nftables iproute2 procps time)
+		  install      install missing packages (samba smbclient nmap nbtscan nftables iproute2 procps time chromium)
 		  up           build and start the lab (idempotent)
 		  down         stop every lab process, delete the namespaces and the state dir
 		  status       show addresses and listening sockets; exit 0 only if fully up
