@@ -71,11 +71,9 @@ func (s *Scanner) sessionRequest(ctx context.Context, addr netip.Addr, called ne
 	}
 	defer s.sockets.Release(1)
 	start := time.Now()
-	dctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	conn, err := s.dialer.DialContext(dctx, "tcp", netip.AddrPortFrom(addr, s.nbssPort).String())
+	conn, err := s.dialTCP(ctx, addr, s.nbssPort)
 	if err != nil {
-		return dialFailureState(err), fmt.Sprintf("%s: connect failed: %v", prefix, errnoText(err)), time.Since(start)
+		return dialFailureState(err), prefix + ": " + s.connectFailure(err), time.Since(start)
 	}
 	defer conn.Close()
 	return s.requestSession(conn, called, start)
