@@ -60,13 +60,13 @@ func TestCompare(t *testing.T) {
 		got = append(got, strings.Join([]string{string(ch.Kind), ch.Address, changeWhat(ch), ch.Old, ch.New}, " "))
 	}
 	want := []string{
-		"regressed 198.18.0.10 ofm-9.0 incomplete fail",
+		"regressed 198.18.0.10 ofm-9.0 warn fail",
 		"port 198.18.0.10 tcp 135 open filtered",
 		"netbios 198.18.0.10 node status answered open|filtered",
 		"fixed 198.18.0.12 ofm-9.1 fail incomplete",
 		"port 198.18.0.12 tcp 445 filtered open",
 		"missing 198.18.0.17 host ofm-9.0 unreachable, ofm-9.1 unreachable ",
-		"added 198.18.0.20 host  ofm-9.0 incomplete, ofm-9.1 incomplete",
+		"added 198.18.0.20 host  ofm-9.0 warn, ofm-9.1 warn",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

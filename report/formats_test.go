@@ -212,7 +212,8 @@ func TestJUnitGolden(t *testing.T) {
 		"ofm-9.1 198.18.0.12 smb-direct":        "failure: tcp 445: filtered, no answer to 2 attempts of 1.5s",
 		"ofm-9.1 198.18.0.10 smb-direct":        "pass: 198.18.0.10 smb-direct pass (required): SMB reachable on TCP 445",
 		"ofm-9.1 198.18.0.10 netbios-hardening": "pass: 198.18.0.10 netbios-hardening warn (recommended): NetBIOS is not exposed (TCP 139, UDP 137)",
-		"ofm-9.1 198.18.0.10 ofmlog-share":      "skipped: " + fixtureResult(t, "198.18.0.10", "ofm-9.1", "ofmlog-share").Reason,
+		"ofm-9.1 198.18.0.10 ofmlog-share":      "pass: 198.18.0.10 ofmlog-share pass (required): The OFMLOG$ share mounts",
+		"ofm-9.1 198.18.0.12 ofmlog-share":      "skipped: " + fixtureResult(t, "198.18.0.12", "ofm-9.1", "ofmlog-share").Reason,
 		"ofm-9.0 198.18.0.99 smb-transport":     "error: internal error: panic: injected fault",
 		// Control characters arrive as visible escapes, everything else as sent.
 		"ofm-9.0 198.18.0.66 netbios-session": "failure: " + printable(hostileEvidence),
@@ -281,7 +282,7 @@ func TestPromGolden(t *testing.T) {
 		{"ofmprobe_scan_start_timestamp_seconds", nil, float64(clock.Unix())},
 		{"ofmprobe_scan_hosts", nil, 6},
 		{"ofmprobe_scan_internal_errors", nil, 1},
-		{"ofmprobe_hosts", map[string]string{"profile": "ofm-9.1", "grade": "fail"}, 2},
+		{"ofmprobe_hosts", map[string]string{"profile": "ofm-9.1", "grade": "fail"}, 3},
 		{"ofmprobe_hosts", map[string]string{"profile": "ofm-9.1", "grade": "pass"}, 0},
 		{"ofmprobe_host_grade", map[string]string{"address": "198.18.0.12", "profile": "ofm-9.1", "grade": "fail"}, 1},
 		{"ofmprobe_requirement_outcome", map[string]string{"address": "198.18.0.12", "requirement": "smb-direct", "outcome": "fail", "severity": "required"}, 1},

@@ -55,8 +55,33 @@ type HostRecord struct {
 	// NetBIOS is what node status on UDP 137 said, when it was asked.
 	NetBIOS *NetBIOSRecord `json:"netbios,omitempty"`
 	// Session is the NetBIOS session request on TCP 139, when it was made.
-	Session  *SessionRecord    `json:"session,omitempty"`
+	Session *SessionRecord `json:"session,omitempty"`
+	// SMB is the negotiate on TCP 445; SMB139 the one over a NetBIOS session on 139, made when 445 gave no SMB.
+	SMB    *SMBRecord `json:"smb,omitempty"`
+	SMB139 *SMBRecord `json:"smb139,omitempty"`
+	// Share is the OFMLOG$ mount with the OFM files and the IPC$ tree connect, when it was attempted.
+	Share *ShareRecord `json:"share,omitempty"`
+	// EPM is the RPC endpoint-mapper bind on TCP 135, when it was made.
+	EPM      *EPMRecord        `json:"epm,omitempty"`
 	Profiles []catalog.Grading `json:"profiles"`
+}
+
+// SMBRecord is an SMB negotiate in a report: the probe's facts and the round-trip time of the first negotiate.
+type SMBRecord struct {
+	probe.SMBResult
+	RTTMS float64 `json:"rtt_ms,omitempty"`
+}
+
+// ShareRecord is the share check in a report: the probe's facts and how long the whole check took.
+type ShareRecord struct {
+	probe.ShareResult
+	DurationMS float64 `json:"duration_ms"`
+}
+
+// EPMRecord is the endpoint-mapper bind in a report.
+type EPMRecord struct {
+	probe.EPMResult
+	RTTMS float64 `json:"rtt_ms,omitempty"`
 }
 
 // NetBIOSRecord is a host's NetBIOS node status in a report.
@@ -111,6 +136,18 @@ func NewHostRecord(h *probe.Host, gradings []catalog.Grading) HostRecord {
 	}
 	if ss := h.Session; ss != nil {
 		rec.Session = &SessionRecord{State: ss.State, Evidence: ss.Evidence, Called: ss.Called, RTTMS: millis(ss.RTT)}
+	}
+	if r := h.SMB; r != nil {
+		rec.SMB = &SMBRecord{SMBResult: *r, RTTMS: millis(r.RTT)}
+	}
+	if r := h.SMB139; r != nil {
+		rec.SMB139 = &SMBRecord{SMBResult: *r, RTTMS: millis(r.RTT)}
+	}
+	if r := h.Share; r != nil {
+		rec.Share = &ShareRecord{ShareResult: *r, DurationMS: millis(r.Duration)}
+	}
+	if r := h.EPM; r != nil {
+		rec.EPM = &EPMRecord{EPMResult: *r, RTTMS: millis(r.RTT)}
 	}
 	for _, p := range h.Ports {
 		rec.Ports = append(rec.Ports, PortRecord{

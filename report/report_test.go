@@ -56,6 +56,31 @@ func fixtureHosts() []*probe.Host {
 			ComputerName: name, Workgroup: "OFMLAB", FileServer: true}
 	}
 	positive := &probe.Session{State: "positive", Evidence: "nbss 139: positive session response in 0.61 ms", Called: []string{"OFM90<20>"}, RTT: 610 * time.Microsecond}
+	smb2 := func(smb1 bool) *probe.SMBResult {
+		ev := "smb1 445: disabled (the server answered that no dialect is common)"
+		if smb1 {
+			ev = "smb1 445: accepted (the server chose NT LM 0.12)"
+		}
+		return &probe.SMBResult{State: probe.SMBStateSMB2, Evidence: "smb negotiate 445: SMB 3.1.1 in 0.90 ms, signing enabled, not required", Port: 445,
+			Dialect: "SMB 3.1.1", SigningEnabled: true, ServerGUID: "6c61626f-6d66-0000-0000-000000000000", Capabilities: []string{"DFS", "LEASING", "LARGE_MTU"},
+			SMB1Accepted: &smb1, SMB1Evidence: ev, RTT: 900 * time.Microsecond}
+	}
+	modified := time.Date(2026, 11, 20, 8, 30, 0, 0, time.UTC)
+	mounted := func(login string, guest bool, ipc bool) *probe.ShareResult {
+		sh := &probe.ShareResult{State: "mounted", Step: "stat", Evidence: "share mount 445: mounted \\\\198.18.0.10\\OFMLOG$ as " + login, Port: 445, Share: "OFMLOG$",
+			Login: login, Guest: guest, Dialect: "SMB 3.1.1", Duration: 12 * ms,
+			Files: []probe.FileResult{
+				{Name: "OFMNT.LOG", State: "present", Size: 182, Modified: modified, Evidence: "file OFMNT.LOG: present, 182 bytes, modified 2026-11-20 08:30:00 UTC",
+					Tail: []string{"11/20/2026 08:29:58 OFM service started", "11/20/2026 08:30:00 listening on TCP port file OFMNT.ADR"}},
+				{Name: "OFMNT.ADR", State: "present", Size: 58, Modified: modified, Evidence: "file OFMNT.ADR: present, 58 bytes, modified 2026-11-20 08:30:00 UTC",
+					Printable: "OFM.....'......OFMADR host=OFM90 port=10006 proto=tcp.."},
+			}}
+		if ipc {
+			sh.IPC = &probe.IPCResult{State: "connected", Evidence: "ipc 445: connected to IPC$ as " + login}
+		}
+		return sh
+	}
+	epm := &probe.EPMResult{State: "bound", Evidence: "epm 135: bind_ack from the endpoint mapper in 0.70 ms", Port: 135, RTT: 700 * time.Microsecond}
 	return []*probe.Host{
 		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.11")}, Status: probe.HostUp, Started: clock.Add(2 * ms), Duration: 3 * time.Second,
 			Ports: []probe.PortResult{
@@ -65,7 +90,10 @@ func fixtureHosts() []*probe.Host {
 				port(445, "open", 410*time.Microsecond, 1, "tcp 445: open, connected in 0.41 ms"),
 				nmbdUDP[0], nmbdUDP[1], nmbdUDP[2],
 			},
-			NetBIOS: &probe.NodeStatus{State: probe.NBSilent, Evidence: "nbstat 137: open|filtered, no answer to 4 queries of 750ms (silence is not proof of filtering)", Attempts: 4}},
+			NetBIOS: &probe.NodeStatus{State: probe.NBSilent, Evidence: "nbstat 137: open|filtered, no answer to 4 queries of 750ms (silence is not proof of filtering)", Attempts: 4},
+			SMB:     smb2(false),
+			Share: &probe.ShareResult{State: "logon failure", Step: "session setup", Evidence: "share mount 445: logon failure for OFMLAB\\ofmlab: the server rejected the user name or password (STATUS_LOGON_FAILURE)",
+				Port: 445, Share: "OFMLOG$", Login: "OFMLAB\\ofmlab", Dialect: "SMB 3.1.1", NTStatus: "0xc000006d", Duration: 3 * ms}},
 		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.10"), Name: "ofm90.lab"}, Status: probe.HostUp, Started: clock.Add(ms), Duration: 2 * ms,
 			Ports: []probe.PortResult{
 				port(53, "open", 350*time.Microsecond, 1, "tcp 53: open, connected in 0.35 ms"),
@@ -74,7 +102,7 @@ func fixtureHosts() []*probe.Host {
 				port(445, "open", 400*time.Microsecond, 1, "tcp 445: open, connected in 0.40 ms"),
 				nmbdUDP[0], nmbdUDP[1], nmbdUDP[2],
 			},
-			NetBIOS: nodeStatus("OFM90"), Session: positive},
+			NetBIOS: nodeStatus("OFM90"), Session: positive, SMB: smb2(true), Share: mounted("guest", true, true), EPM: epm},
 		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.17")}, Status: probe.HostUnreachable, Started: clock.Add(3 * ms), Duration: 3100 * ms,
 			Ports: []probe.PortResult{
 				port(53, "unreachable", 3050*ms, 1, "tcp 53: unreachable, no route to host after 3.05 s"),
@@ -102,7 +130,9 @@ func fixtureHosts() []*probe.Host {
 				port(445, "filtered", 0, 2, "tcp 445: filtered, no answer to 2 attempts of 1.5s"),
 				nmbdUDP[0], nmbdUDP[1], nmbdUDP[2],
 			},
-			NetBIOS: nodeStatus("DROP445"), Session: positive},
+			NetBIOS: nodeStatus("DROP445"), Session: positive,
+			SMB139: &probe.SMBResult{State: probe.SMBStateSMB2, Evidence: "smb negotiate 139: SMB 3.1.1 over a NetBIOS session to DROP445<20> in 1.10 ms", Port: 139, Called: "DROP445<20>",
+				Dialect: "SMB 3.1.1", SigningEnabled: true, RTT: 1100 * time.Microsecond}},
 		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.99")}, Status: probe.HostInternal, Started: clock.Add(5 * ms), Error: "panic: injected fault"},
 	}
 }
@@ -218,10 +248,10 @@ func TestJSONGolden(t *testing.T) {
 		byAddr[h.Address] = h
 	}
 	wantGrades := map[string][2]catalog.HostGrade{
-		// NetBIOS open is only a warning for 9.1, but the share is not checked yet: not proven, so incomplete.
-		"198.18.0.10": {catalog.GradeIncomplete, catalog.GradeIncomplete},
-		// NetBIOS dropped: 9.0's session service fails, which is what hardening costs OFM 9.0.
-		"198.18.0.11": {catalog.GradeFail, catalog.GradeIncomplete},
+		// Everything works; SMB1 still accepted warns for both, and NetBIOS open is a hardening warning for 9.1.
+		"198.18.0.10": {catalog.GradeWarn, catalog.GradeWarn},
+		// NetBIOS dropped fails 9.0; the share refused the logon, which fails both.
+		"198.18.0.11": {catalog.GradeFail, catalog.GradeFail},
 		"198.18.0.12": {catalog.GradeIncomplete, catalog.GradeFail},
 		"198.18.0.17": {catalog.GradeUnreachable, catalog.GradeUnreachable},
 	}
@@ -234,11 +264,20 @@ func TestJSONGolden(t *testing.T) {
 	if got := doc.Summary.Grades["ofm-9.0"][catalog.GradeFail]; got != 2 {
 		t.Errorf("summary: %d hosts fail ofm-9.0, want 2", got)
 	}
-	if got := doc.Summary.Grades["ofm-9.1"][catalog.GradeFail]; got != 2 {
-		t.Errorf("summary: %d hosts fail ofm-9.1, want 2", got)
+	if got := doc.Summary.Grades["ofm-9.1"][catalog.GradeFail]; got != 3 {
+		t.Errorf("summary: %d hosts fail ofm-9.1, want 3", got)
 	}
 	if h := byAddr["198.18.0.66"]; h.NetBIOS == nil || h.NetBIOS.ComputerName != hostileName || h.Session.Evidence != hostileEvidence {
 		t.Errorf("the hostile host's strings did not survive JSON: %+v", h.NetBIOS)
+	}
+	if sh := byAddr["198.18.0.10"].Share; sh == nil || len(sh.Files) != 2 || len(sh.Files[0].Tail) != 2 || sh.Files[1].Printable == "" || sh.DurationMS != 12 || sh.IPC == nil {
+		t.Errorf("the share facts did not survive JSON: %+v", sh)
+	}
+	if s := byAddr["198.18.0.10"].SMB; s == nil || s.Dialect != "SMB 3.1.1" || s.RTTMS != 0.9 || s.SMB1Accepted == nil || !*s.SMB1Accepted {
+		t.Errorf("the SMB facts did not survive JSON: %+v", s)
+	}
+	if e := byAddr["198.18.0.10"].EPM; e == nil || e.State != "bound" {
+		t.Errorf("the EPM facts did not survive JSON: %+v", e)
 	}
 	if doc.Summary.Internal != 1 {
 		t.Errorf("summary: %d internal, want 1", doc.Summary.Internal)

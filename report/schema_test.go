@@ -46,8 +46,18 @@ func TestSchemaRejects(t *testing.T) {
 		{"a port out of range", func(d map[string]any) { host(d, 0)["ports"].([]any)[0].(map[string]any)["port"] = 70000 }},
 		{"an address that is not one", func(d map[string]any) { host(d, 0)["address"] = "ofm90" }},
 		{"a skipped result without its reason", func(d map[string]any) {
-			r := host(d, 0)["profiles"].([]any)[0].(map[string]any)["results"].([]any)[1].(map[string]any)
-			delete(r, "reason")
+			for _, r := range host(d, 2)["profiles"].([]any)[0].(map[string]any)["results"].([]any) {
+				if r := r.(map[string]any); r["outcome"] == "skipped" {
+					delete(r, "reason")
+					return
+				}
+			}
+			panic("the fixture has no skipped result on its third host")
+		}},
+		{"an SMB state that is not one", func(d map[string]any) { host(d, 0)["smb"].(map[string]any)["state"] = "smb4" }},
+		{"a share without its login", func(d map[string]any) { delete(host(d, 0)["share"].(map[string]any), "login") }},
+		{"an OFM file that is not one", func(d map[string]any) {
+			host(d, 0)["share"].(map[string]any)["files"].([]any)[0].(map[string]any)["name"] = "BOOT.INI"
 		}},
 		{"a time that is not one", func(d map[string]any) { d["run"].(map[string]any)["started"] = "yesterday" }},
 	}
@@ -142,6 +152,11 @@ func TestSchemaVocabulary(t *testing.T) {
 		{"result.severity", schema.Defs["result"].Properties["severity"].Enum,
 			strs([]string{string(catalog.Required), string(catalog.Recommended), string(catalog.Advisory)})},
 		{"change_kind", schema.Defs["change_kind"].Enum, strs(toStrings(changeOrder))},
+		// A step's raw state adds what the grading turns into a skip: error (this machine could not connect),
+		// cancelled and internal.
+		{"smb.state", schema.Defs["smb"].Properties["state"].Enum, strs(catalog.Kinds["smb"], []string{"error"})},
+		{"share.state", schema.Defs["share"].Properties["state"].Enum, strs(catalog.Kinds["share"], []string{"error", "cancelled", "internal"})},
+		{"epm.state", schema.Defs["epm"].Properties["state"].Enum, strs(catalog.Kinds["epm"], []string{"error"})},
 		{"host.status", schema.Defs["host"].Properties["status"].Enum, strs([]string{probe.HostUp, probe.HostUnreachable, probe.HostInternal})},
 	}
 	for _, tc := range tests {

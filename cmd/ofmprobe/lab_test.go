@@ -597,3 +597,87 @@ func TestLabCredentials(t *testing.T) {
 		t.Fatalf("the outputs do not name the user at all: the check above proves nothing")
 	}
 }
+
+// TestLabShareFacts checks the raw facts the share check puts in the report against the files the lab wrote: sizes
+// and modification times from the disk, the last N lines of OFMNT.LOG with --read-log N, and OFMNT.ADR's printable
+// content with its opaque bytes shown as dots. It also checks the negotiate and RPC facts beside them.
+func TestLabShareFacts(t *testing.T) {
+	bin := needLab(t)
+	dir := "/run/ofmlab/hosts/ofm90/share"
+	logBytes, err := os.ReadFile(filepath.Join(dir, "OFMNT.LOG"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adrBytes, err := os.ReadFile(filepath.Join(dir, "OFMNT.ADR"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(string(logBytes), "\n"), "\n")
+
+	doc, _ := scanLabJSON(t, bin, "198.18.0.10", "--read-log", "2")
+	h := doc.Hosts[0]
+	if h.SMB == nil || h.SMB.State != "smb2" || !strings.HasPrefix(h.SMB.Dialect, "SMB 3.") || h.SMB.ServerGUID == "" || h.SMB.RTTMS <= 0 {
+		t.Errorf("smb facts: %+v", h.SMB)
+	}
+	if h.SMB != nil && (h.SMB.SMB1Accepted == nil || *h.SMB.SMB1Accepted) {
+		t.Errorf("smb1 on ofm90 (server min protocol SMB2): %+v", h.SMB)
+	}
+	if h.EPM == nil || h.EPM.State != "bound" {
+		t.Errorf("epm facts: %+v", h.EPM)
+	}
+	sh := h.Share
+	if sh == nil || sh.State != "mounted" || !sh.Guest || sh.Login != "guest" || sh.IPC == nil || sh.IPC.State != "connected" || sh.DurationMS <= 0 {
+		t.Fatalf("share facts: %+v", sh)
+	}
+	files := map[string]probeFile{}
+	for _, f := range sh.Files {
+		files[f.Name] = probeFile{f.State, f.Size, f.Modified, f.Printable, f.Tail}
+	}
+	for name, want := range map[string][]byte{"OFMNT.LOG": logBytes, "OFMNT.ADR": adrBytes} {
+		f, ok := files[name]
+		fi, err := os.Stat(filepath.Join(dir, name))
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case !ok || f.state != "present":
+			t.Errorf("%s: %+v", name, f)
+		case f.size != int64(len(want)):
+			t.Errorf("%s: size %d, the file has %d bytes", name, f.size, len(want))
+		case !f.modified.Equal(fi.ModTime().UTC().Truncate(100 * time.Nanosecond)):
+			t.Errorf("%s: modified %s, the file says %s", name, f.modified, fi.ModTime().UTC())
+		}
+	}
+	if got, want := files["OFMNT.LOG"].tail, lines[len(lines)-2:]; !slices.Equal(got, want) {
+		t.Errorf("--read-log 2 gave %q, want the file's last two lines %q", got, want)
+	}
+	var printable strings.Builder
+	for _, b := range adrBytes {
+		if b >= 0x20 && b < 0x7f {
+			printable.WriteByte(b)
+		} else {
+			printable.WriteByte('.')
+		}
+	}
+	if got := files["OFMNT.ADR"].printable; got != printable.String() {
+		t.Errorf("OFMNT.ADR printable %q, want %q", got, printable.String())
+	}
+	if files["OFMNT.ADR"].tail != nil || files["OFMNT.LOG"].printable != "" {
+		t.Errorf("the tail belongs to OFMNT.LOG and the printable content to OFMNT.ADR only: %+v", files)
+	}
+
+	// Without --read-log the log's lines stay on the server.
+	doc, _ = scanLabJSON(t, bin, "198.18.0.10")
+	for _, f := range doc.Hosts[0].Share.Files {
+		if len(f.Tail) > 0 {
+			t.Errorf("%s: lines in the report without --read-log: %q", f.Name, f.Tail)
+		}
+	}
+}
+
+type probeFile struct {
+	state     string
+	size      int64
+	modified  time.Time
+	printable string
+	tail      []string
+}
