@@ -24,6 +24,9 @@ SWITCH=${NS_PREFIX}sw
 SCANNER=${NS_PREFIX}scan
 MARKER=.ofmlab-state # proves a directory is ours before `down` removes it
 BULK_RANGE=198.18.16.0/20
+# SITE_RANGE is a whole /16, local in the bulk namespace like BULK_RANGE, with the same four kinds of block in the same
+# proportions (by /18 instead of /22), so a /16 sweep costs what sixteen /20 sweeps would.
+SITE_RANGE=198.19.0.0/16
 LAB_USER=ofmlab
 APT_PACKAGES=(samba smbclient nmap nbtscan nftables iproute2 procps time chromium)
 # The scanner namespace's /etc/hosts: `ip netns exec` bind-mounts every file of
@@ -59,6 +62,8 @@ NFT_HOSTS=(ofm91 drop445 lossy bulk)
 # The address and name the bulk node status responder must answer with before the lab counts as up.
 BULK_PROBE=198.18.16.1
 BULK_PROBE_NAME=BULK016001
+SITE_PROBE=198.19.0.1
+SITE_PROBE_NAME=BULK000001
 
 say() { printf 'lab: %s\n' "$*"; }
 warn() { printf 'lab: %s\n' "$*" >&2; }
@@ -381,22 +386,25 @@ write_nft() {
 		;;
 	bulk)
 		cat >"$f" <<-'EOF'
-			# bulk: port states by destination /22 of 198.18.16.0/20.
-			#   198.18.16.0/22  open 135 139 445, closed 53 (nothing listens); UDP 137 answers (labd nbstat)
-			#   198.18.20.0/22  closed (RST) 53 135 139 445; UDP 137 closed (ICMP port unreachable by rule)
-			#   198.18.24.0/22  filtered (dropped) 53 135 139 445; UDP 137 dropped
-			#   198.18.28.0/22  open 445, closed 139 and 53, filtered 135; UDP 137 answers
+			# bulk: port states by destination /22 of 198.18.16.0/20, and by /18 of 198.19.0.0/16.
+			#   open:     198.18.16.0/22, 198.19.0.0/18    open 135 139 445, closed 53 (nothing listens); UDP 137 answers
+			#   closed:   198.18.20.0/22, 198.19.64.0/18   closed (RST) 53 135 139 445; UDP 137 closed (ICMP port unreachable)
+			#   dropped:  198.18.24.0/22, 198.19.128.0/18  filtered (dropped) 53 135 139 445; UDP 137 dropped
+			#   mixed:    198.18.28.0/22, 198.19.192.0/18  open 445, closed 139 and 53, filtered 135; UDP 137 answers
 			# Other UDP ports: nothing listens, so closed everywhere.
 			table inet ofmlab {
+				set closed { type ipv4_addr; flags interval; elements = { 198.18.20.0/22, 198.19.64.0/18 } }
+				set dropped { type ipv4_addr; flags interval; elements = { 198.18.24.0/22, 198.19.128.0/18 } }
+				set mixed { type ipv4_addr; flags interval; elements = { 198.18.28.0/22, 198.19.192.0/18 } }
 				chain input {
 					type filter hook input priority 0; policy accept;
-					ip daddr 198.18.20.0/22 tcp dport { 53, 135, 139, 445 } reject with tcp reset
-					ip daddr 198.18.24.0/22 tcp dport { 53, 135, 139, 445 } drop
-					ip daddr 198.18.28.0/22 tcp dport 139 reject with tcp reset
-					ip daddr 198.18.28.0/22 tcp dport 135 drop
+					ip daddr @closed tcp dport { 53, 135, 139, 445 } reject with tcp reset
+					ip daddr @dropped tcp dport { 53, 135, 139, 445 } drop
+					ip daddr @mixed tcp dport 139 reject with tcp reset
+					ip daddr @mixed tcp dport 135 drop
 					# reject in an inet table sends ICMP port unreachable for IPv4.
-					ip daddr 198.18.20.0/22 udp dport 137 reject
-					ip daddr 198.18.24.0/22 udp dport 137 drop
+					ip daddr @closed udp dport 137 reject
+					ip daddr @dropped udp dport 137 drop
 				}
 			}
 		EOF
@@ -499,12 +507,14 @@ build_network() {
 		ip -n "$(ns "$name")" link set eth0 up
 	done
 	ip -n "$SCANNER" route add "$BULK_RANGE" via "${ADDR[bulk]}"
+	ip -n "$SCANNER" route add "$SITE_RANGE" via "${ADDR[bulk]}"
 	# A lab LAN that gives up on ARP in 3 x 100 ms rather than 3 x 1 s: a connect to an address nobody owns then
 	# fails with EHOSTUNREACH well inside one probe timeout, so "unreachable" is deterministic rather than racing
 	# the kernel's 3-second ARP failure against the probe's own timeouts.
 	in_ns scan sysctl -qw net.ipv4.neigh.eth0.retrans_time_ms=100 net.ipv4.neigh.eth0.mcast_solicit=3 net.ipv4.neigh.eth0.ucast_solicit=3
 	ip -n "$(ns bulk)" route add local "$BULK_RANGE" dev lo
-	in_ns bulk sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=8192
+	ip -n "$(ns bulk)" route add local "$SITE_RANGE" dev lo
+	in_ns bulk sysctl -qw net.core.somaxconn=16384 net.ipv4.tcp_max_syn_backlog=32768
 }
 
 # ---------------------------------------------------------------- daemons
@@ -594,6 +604,8 @@ problems() {
 	done
 	nbstat_ok scan "$BULK_PROBE" "$BULK_PROBE_NAME" ||
 		printf 'bulk: no NetBIOS node status answer naming %s from %s\n' "$BULK_PROBE_NAME" "$BULK_PROBE"
+	nbstat_ok scan "$SITE_PROBE" "$SITE_PROBE_NAME" ||
+		printf 'bulk: no NetBIOS node status answer naming %s from %s\n' "$SITE_PROBE_NAME" "$SITE_PROBE"
 	return 0
 }
 

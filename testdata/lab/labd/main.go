@@ -27,12 +27,15 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // holdLimit bounds how long the hold mode keeps a silent connection open.
@@ -180,7 +183,7 @@ func run(opts options) error {
 			logger.Printf("listening on tcp %s (backlog %d)", ln.Addr(), opts.backlog)
 			listeners = append(listeners, ln)
 		}
-		serve = func() error { return serveTCP(ctx, listeners, m.tcp, logger) }
+		serve = func() error { return serveTCP(ctx, listeners, m.tcp, opts.mode == "accept", logger) }
 	}
 
 	if opts.pidFile != "" {
@@ -259,12 +262,16 @@ func listenTCP(addr string, backlog int) (net.Listener, error) {
 
 // serveTCP runs one accept loop per listener and hands every connection to
 // handle in its own goroutine. It returns when ctx is cancelled.
-func serveTCP(ctx context.Context, listeners []net.Listener, handle tcpHandler, logger *log.Logger) error {
+func serveTCP(ctx context.Context, listeners []net.Listener, handle tcpHandler, fastAccept bool, logger *log.Logger) error {
 	var loops, conns sync.WaitGroup
 	for _, ln := range listeners {
 		loops.Add(1)
 		go func(ln net.Listener) {
 			defer loops.Done()
+			if fastAccept {
+				acceptAndClose(ctx, ln, logger)
+				return
+			}
 			acceptLoop(ctx, ln, handle, logger, &conns)
 		}(ln)
 	}
@@ -275,6 +282,52 @@ func serveTCP(ctx context.Context, listeners []net.Listener, handle tcpHandler, 
 	loops.Wait()
 	conns.Wait()
 	return ctx.Err()
+}
+
+// acceptAndClose is acceptLoop for the accept mode, which a /16 sweep hits hundreds of thousands of times: it takes
+// connections off the listen queue with a blocking accept4 on its own duplicate of the listener's descriptor and
+// closes them at once, without making each one a net.Conn (no goroutine, no epoll registration), so the lab's server
+// side costs the machine as little as possible and the benchmark measures the scanners, not labd. (A listener's
+// RawConn supports only Control, so Go's poller cannot drive this loop.) Shutting the duplicate down when ctx ends
+// wakes the blocked accept.
+func acceptAndClose(ctx context.Context, ln net.Listener, logger *log.Logger) {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		acceptLoop(ctx, ln, serveAccept, logger, &sync.WaitGroup{})
+		return
+	}
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		logger.Printf("accept on %s: %v", ln.Addr(), err)
+		return
+	}
+	dup := -1
+	if err := rc.Control(func(fd uintptr) { dup, err = unix.Dup(int(fd)) }); err != nil || dup < 0 {
+		logger.Printf("accept on %s: duplicate the listener: %v", ln.Addr(), err)
+		return
+	}
+	defer unix.Close(dup)
+	if err := unix.SetNonblock(dup, false); err != nil {
+		logger.Printf("accept on %s: %v", ln.Addr(), err)
+		return
+	}
+	stop := context.AfterFunc(ctx, func() { unix.Shutdown(dup, unix.SHUT_RDWR) })
+	defer stop()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for ctx.Err() == nil {
+		nfd, _, err := unix.Accept4(dup, unix.SOCK_CLOEXEC)
+		switch {
+		case err == nil:
+			unix.Close(nfd)
+		case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
+		case ctx.Err() != nil:
+			return
+		default:
+			logger.Printf("accept on %s: %v; retrying in 10ms", ln.Addr(), err)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 // acceptLoop accepts until the listener is closed. Accept errors (EMFILE,
