@@ -47,11 +47,6 @@ func (s *Scanner) epmBind(ctx context.Context, addr netip.Addr) EPMResult {
 func (s *Scanner) epmBindPort(ctx context.Context, addr netip.Addr, port uint16) EPMResult {
 	r := EPMResult{Port: int(port)}
 	prefix := fmt.Sprintf("epm bind %d", port)
-	if err := s.sockets.Acquire(ctx, 1); err != nil {
-		r.State, r.Evidence = StateError, prefix+": scan cancelled"
-		return r
-	}
-	defer s.sockets.Release(1)
 	conn, err := s.dialTCP(ctx, addr, port)
 	if err != nil {
 		r.State, r.Evidence = dialFailureState(err), prefix+": "+s.connectFailure(err)

@@ -25,6 +25,8 @@ type Host struct {
 	Ports    []PortResult  `json:"ports"`
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"-"`
+	// Aborted says the scan was aborted (a second Ctrl-C) while this host was probed: its later steps did not run.
+	Aborted bool `json:"aborted,omitempty"`
 	// Error is the internal failure behind StatusInternal.
 	Error string `json:"error,omitempty"`
 	// Stack is the goroutine stack of an internal failure, shown only in debug output.

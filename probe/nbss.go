@@ -66,10 +66,6 @@ func calledNames(serverName string) []netbios.Name {
 // sessionRequest sends one session request on a fresh connection and reads the answer, skipping keepalives.
 func (s *Scanner) sessionRequest(ctx context.Context, addr netip.Addr, called netbios.Name) (state, evidence string, rtt time.Duration) {
 	prefix := fmt.Sprintf("nbss 139 (%s)", called)
-	if err := s.sockets.Acquire(ctx, 1); err != nil {
-		return StateError, prefix + ": scan cancelled", 0
-	}
-	defer s.sockets.Release(1)
 	start := time.Now()
 	conn, err := s.dialTCP(ctx, addr, s.nbssPort)
 	if err != nil {

@@ -3,10 +3,8 @@ package probe
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -63,10 +61,6 @@ var nbstatBufPool = sync.Pool{New: func() any { b := make([]byte, 8192); return 
 // silence. Replies are matched by a random transaction ID; strays are ignored.
 func (s *Scanner) nodeStatus(ctx context.Context, addr netip.Addr) NodeStatus {
 	var ns NodeStatus
-	if err := s.sockets.Acquire(ctx, 1); err != nil {
-		return NodeStatus{State: NBSilent, Evidence: "nbstat 137: scan cancelled"}
-	}
-	defer s.sockets.Release(1)
 	conn, err := s.dialUDP(ctx, addr, int(s.nbstatPort))
 	if err != nil {
 		return nbstatDialFailure(err)
@@ -80,7 +74,7 @@ func (s *Scanner) nodeStatus(ctx context.Context, addr netip.Addr) NodeStatus {
 	req := netbios.AppendNodeStatusRequest(make([]byte, 0, 50), txid)
 	tries := s.opts.UDPRetries + 1
 	for ns.Attempts < tries {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || s.pace(ctx) != nil {
 			break
 		}
 		ns.Attempts++
@@ -205,18 +199,4 @@ func printable(s string) string {
 		}
 	}
 	return string(b)
-}
-
-// dialUDP opens a connected UDP socket to addr:port.
-func (s *Scanner) dialUDP(ctx context.Context, addr netip.Addr, port int) (*net.UDPConn, error) {
-	c, err := s.udpDialer.DialContext(ctx, "udp", netip.AddrPortFrom(addr, uint16(port)).String())
-	if err != nil {
-		return nil, err
-	}
-	uc, ok := c.(*net.UDPConn)
-	if !ok {
-		c.Close()
-		return nil, errors.New("not a UDP socket")
-	}
-	return uc, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"net"
 	"runtime/debug"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
+	"golang.org/x/time/rate"
 )
 
 // dialer opens connections; tests replace the net.Dialer with fakes that fail in scripted ways.
@@ -51,6 +53,8 @@ type Options struct {
 	Credentials *Credentials
 	// ReadLog is how many of OFMNT.LOG's last lines to put in the report (0: none).
 	ReadLog int
+	// Rate caps new connections and datagrams per second across the scan; 0 means no cap.
+	Rate float64
 }
 
 // Validate checks the options and names the first bad one.
@@ -72,6 +76,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("UDP timeout %s must be positive", o.UDPTimeout)
 	case o.UDPRetries < 0 || o.UDPRetries > 10:
 		return fmt.Errorf("UDP retries %d must be from 0 to 10", o.UDPRetries)
+	case o.Rate < 0 || math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0):
+		return fmt.Errorf("rate %v must be a positive number of packets per second (or 0 for no cap)", o.Rate)
 	}
 	for _, p := range append(slices.Clone(o.Ports), o.UDPPorts...) {
 		if p < 1 || p > 65535 {
@@ -96,8 +102,15 @@ type Scanner struct {
 	stop                 chan struct{}
 	once                 sync.Once
 
-	// pushback counts the times the kernel refused a socket for want of resources.
-	pushback atomic.Int64
+	// limiter paces new connections and datagrams; nil without a rate cap.
+	limiter *rate.Limiter
+	// pushback counts the times the kernel refused a socket for want of resources; budget is the socket budget
+	// after the cuts pushback made, debt the sockets still to be kept back to make a cut, lastShrink the time of
+	// the last cut in Unix nanoseconds.
+	pushback   atomic.Int64
+	budget     atomic.Int64
+	debt       atomic.Int64
+	lastShrink atomic.Int64
 	// beforeHost, when set by a test, runs at the start of every host's probes (to inject faults).
 	beforeHost func(Target)
 }
@@ -112,7 +125,7 @@ func NewScanner(opts Options) (*Scanner, error) {
 		ports = append(ports, opts.OFMPort)
 	}
 	slices.Sort(ports)
-	return &Scanner{
+	s := &Scanner{
 		opts:    opts,
 		ports:   slices.Compact(ports),
 		sockets: semaphore.NewWeighted(int64(opts.Concurrency)),
@@ -122,7 +135,13 @@ func NewScanner(opts Options) (*Scanner, error) {
 		nbstatPort: 137,
 		nbssPort:   139,
 		stop:       make(chan struct{}),
-	}, nil
+	}
+	s.budget.Store(int64(opts.Concurrency))
+	if opts.Rate > 0 {
+		// A burst of 20 ms worth of packets (at least one) keeps the average at the cap without a timer per packet.
+		s.limiter = rate.NewLimiter(rate.Limit(opts.Rate), max(1, int(opts.Rate/50)))
+	}
+	return s, nil
 }
 
 // Stop makes Run start no new hosts; the hosts in flight finish within their timeouts and are emitted.
@@ -133,8 +152,10 @@ type Stats struct {
 	Hosts    int64 // hosts emitted
 	Internal int64 // hosts whose probes failed inside ofmprobe
 	Stopped  bool  // Stop was called before every target was started
-	// Pushback counts the times the kernel refused a socket for want of resources and a probe waited to retry.
+	// Pushback counts the times the kernel refused a socket for want of resources and a probe waited to retry;
+	// Budget is the socket budget at the end, lower than the configured concurrency after pushback.
 	Pushback int64
+	Budget   int
 }
 
 // Run probes every target and calls emit once per host as each finishes, from a single goroutine, so emit needs no
@@ -154,11 +175,8 @@ func (s *Scanner) Run(ctx context.Context, targets iter.Seq[Target], emit func(*
 		}
 	}()
 
-	// Hosts in flight: as many as sockets, since a host waiting on one silent port holds one socket and a host is
-	// small. The socket semaphore, not this limit, bounds the load; this one bounds memory.
-	hostLimit := s.opts.Concurrency
 	var g errgroup.Group
-	g.SetLimit(hostLimit)
+	g.SetLimit(s.hostLimit())
 feed:
 	for t := range targets {
 		select {
@@ -179,7 +197,15 @@ feed:
 	close(results)
 	<-done
 	stats.Pushback = s.pushback.Load()
+	stats.Budget = int(s.budget.Load())
 	return stats
+}
+
+// hostLimit is how many hosts are probed at once. Each host runs up to PerHost steps, each holding one socket, so
+// twice Concurrency/PerHost hosts keep every socket busy with a queue of ready steps behind them. More would only
+// cost memory: a host waiting for a socket holds a goroutine and its facts.
+func (s *Scanner) hostLimit() int {
+	return min(s.opts.Concurrency, max(16, 2*s.opts.Concurrency/s.opts.PerHost))
 }
 
 // probeHost runs every step for one host, in two phases. First, in parallel under the per-host cap, the TCP
@@ -191,6 +217,7 @@ func (s *Scanner) probeHost(ctx context.Context, t Target) (h *Host) {
 	var guard stepGuard
 	defer func() {
 		h.Duration = time.Since(h.Started)
+		h.Aborted = ctx.Err() != nil
 		if r := recover(); r != nil {
 			guard.record(r)
 		}
@@ -214,10 +241,20 @@ func (s *Scanner) probeHost(ctx context.Context, t Target) (h *Host) {
 	h.Ports = make([]PortResult, len(s.ports)+len(s.opts.UDPPorts))
 	var wg sync.WaitGroup
 	perHost := make(chan struct{}, s.opts.PerHost)
+	// step takes a slot of the per-host cap and a socket of the scan's budget before it starts a goroutine, so the
+	// goroutines in flight are about the sockets in flight, not the steps waiting for one. A step holds its socket
+	// for its whole run, retries and follow-up connections included. When the scan is cancelled the step still
+	// runs, without a socket, and reports itself cancelled at once.
 	step := func(name string, fn func()) {
 		perHost <- struct{}{}
+		held := s.acquire(ctx) == nil
 		wg.Go(func() {
-			defer func() { <-perHost }()
+			defer func() {
+				if held {
+					s.release()
+				}
+				<-perHost
+			}()
 			guard.run(name, fn)
 		})
 	}
@@ -258,16 +295,42 @@ func (s *Scanner) probeHost(ctx context.Context, t Target) (h *Host) {
 	}
 	wg.Wait()
 
-	// Third phase: SMB over NetBIOS when 445 gave no SMB answer, and the share check when 445 speaks SMB2.
+	// Third phase: SMB over NetBIOS when 445 gave no SMB answer, and the share check when 445 speaks SMB2. When
+	// the session step already failed on 139, SMB over it would fail the same way: that is its answer, without
+	// another connection.
 	smbOn445 := h.SMB != nil && (h.SMB.State == SMBStateSMB2 || h.SMB.State == SMBStateSMB1Only)
 	if s.opts.SMB && ipv4 && open(139) && !smbOn445 {
-		step("smb negotiate 139", func() { r := s.smbNegotiate139(ctx, t.Addr, name); h.SMB139 = &r })
+		if r, failed := smbFromSession(h.Session); failed {
+			h.SMB139 = &r
+		} else {
+			step("smb negotiate 139", func() { r := s.smbNegotiate139(ctx, t.Addr, name); h.SMB139 = &r })
+		}
 	}
 	if s.opts.Share && h.SMB != nil && h.SMB.State == SMBStateSMB2 {
 		step("share mount", func() { r := s.shareCheck(ctx, t.Addr, 445, s.opts.Credentials); h.Share = &r })
 	}
 	wg.Wait()
 	return h
+}
+
+// smbFromSession returns the "smb negotiate 139" result a failed NetBIOS session request implies: SMB over 139
+// needs that session first. It returns false when the session was positive or not requested.
+func smbFromSession(sess *Session) (SMBResult, bool) {
+	if sess == nil {
+		return SMBResult{}, false
+	}
+	r := SMBResult{Port: 139, Evidence: "smb negotiate 139: not attempted, the NetBIOS session it needs failed: " + sess.Evidence}
+	switch sess.State {
+	case SessionNegative:
+		r.State = SMBStateSessionRefused
+	case SessionTimeout:
+		r.State = SMBStateTimeout
+	case SessionProtocolError:
+		r.State = SMBStateProtocolError
+	default:
+		return SMBResult{}, false
+	}
+	return r, true
 }
 
 func (s *Scanner) portAt(i int) int {

@@ -78,11 +78,6 @@ type smbOpen func(ctx context.Context) (conn net.Conn, state, evidence string)
 func (s *Scanner) smbNegotiate(ctx context.Context, addr netip.Addr, port uint16) SMBResult {
 	r := SMBResult{Port: int(port)}
 	prefix := fmt.Sprintf("smb negotiate %d", port)
-	if err := s.sockets.Acquire(ctx, 1); err != nil {
-		r.State, r.Evidence = StateError, prefix+": scan cancelled"
-		return r
-	}
-	defer s.sockets.Release(1)
 	open := func(ctx context.Context) (net.Conn, string, string) {
 		conn, err := s.dialTCP(ctx, addr, port)
 		if err != nil {
@@ -101,11 +96,6 @@ func (s *Scanner) smbNegotiate(ctx context.Context, addr netip.Addr, port uint16
 func (s *Scanner) smbNegotiate139(ctx context.Context, addr netip.Addr, calledName string) SMBResult {
 	r := SMBResult{Port: int(s.nbssPort)}
 	prefix := fmt.Sprintf("smb negotiate %d", s.nbssPort)
-	if err := s.sockets.Acquire(ctx, 1); err != nil {
-		r.State, r.Evidence = StateError, prefix+": scan cancelled"
-		return r
-	}
-	defer s.sockets.Release(1)
 	names := calledNames(calledName)
 	open := func(ctx context.Context) (net.Conn, string, string) {
 		state, evidence := "", ""
@@ -160,13 +150,6 @@ func (s *Scanner) connectFailure(err error) string {
 		return fmt.Sprintf("connect failed: no answer in %s", s.opts.Timeout)
 	}
 	return "connect failed: " + errnoText(err)
-}
-
-// dialTCP connects to addr:port within the scan timeout.
-func (s *Scanner) dialTCP(ctx context.Context, addr netip.Addr, port uint16) (net.Conn, error) {
-	dctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	return s.dialer.DialContext(dctx, "tcp", netip.AddrPortFrom(addr, port).String())
 }
 
 // negotiate runs the exchanges of the "smb negotiate" step on connections from open and fills r.
@@ -508,11 +491,6 @@ func (s *Scanner) shareCheck(ctx context.Context, addr netip.Addr, port uint16, 
 		}
 	}
 
-	if err := s.sockets.Acquire(ctx, 1); err != nil {
-		r.State, r.Evidence = StateError, prefix+": scan cancelled"
-		return r
-	}
-	defer s.sockets.Release(1)
 	conn, err := s.dialTCP(ctx, addr, port)
 	if err != nil {
 		r.State, r.Evidence = dialFailureState(err), prefix+": "+s.connectFailure(err)

@@ -38,14 +38,14 @@ type PortResult struct {
 const maxLocalRetries = 30
 
 // tcpConnect is the "tcp connect" step: it proves whether a port accepts a TCP connection. Silence is retried up to
-// retries more times; a refusal or an unreachable answer is final at once. acquire and release bound the sockets in
-// flight across the whole scan.
+// retries more times; a refusal or an unreachable answer is final at once. The caller holds a socket of the scan's
+// budget.
 func (s *Scanner) tcpConnect(ctx context.Context, addr netip.Addr, port int) PortResult {
 	r := PortResult{Port: port, Protocol: "tcp"}
 	target := net.JoinHostPort(addr.String(), strconv.Itoa(port))
 	timeouts, local := 0, 0
 	for {
-		if err := s.sockets.Acquire(ctx, 1); err != nil {
+		if err := s.pace(ctx); err != nil {
 			r.State, r.Evidence = StateError, fmt.Sprintf("tcp %d: scan cancelled", port)
 			return r
 		}
@@ -62,7 +62,6 @@ func (s *Scanner) tcpConnect(ctx context.Context, addr netip.Addr, port int) Por
 			}
 			conn.Close()
 		}
-		s.sockets.Release(1)
 		if err == nil {
 			r.State, r.RTT = StateOpen, rtt
 			r.Evidence = fmt.Sprintf("tcp %d: open, connected in %s", port, formatRTT(rtt))
@@ -101,11 +100,7 @@ func (s *Scanner) tcpConnect(ctx context.Context, addr netip.Addr, port int) Por
 				r.State, r.Evidence = StateError, fmt.Sprintf("tcp %d: this machine ran out of resources: %v", port, err)
 				return r
 			}
-			s.pushback.Add(1)
-			select {
-			case <-time.After(min(time.Duration(local)*10*time.Millisecond, 100*time.Millisecond)):
-			case <-ctx.Done():
-			}
+			s.pushedBack(ctx, local)
 		default:
 			r.State, r.Evidence = StateError, fmt.Sprintf("tcp %d: %v", port, err)
 			return r

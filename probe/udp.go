@@ -18,11 +18,6 @@ const (
 // UDPRetries+1 times, because Linux and others rate-limit ICMP unreachables.
 func (s *Scanner) udpPort(ctx context.Context, addr netip.Addr, port int) PortResult {
 	r := PortResult{Port: port, Protocol: "udp"}
-	if err := s.sockets.Acquire(ctx, 1); err != nil {
-		r.State, r.Evidence = StateError, fmt.Sprintf("udp %d: scan cancelled", port)
-		return r
-	}
-	defer s.sockets.Release(1)
 	conn, err := s.dialUDP(ctx, addr, port)
 	if err != nil {
 		if st, done := udpErrorState(err); done {
@@ -34,6 +29,9 @@ func (s *Scanner) udpPort(ctx context.Context, addr netip.Addr, port int) PortRe
 	defer conn.Close()
 	buf := make([]byte, 512)
 	for r.Attempts < s.opts.UDPRetries+1 && ctx.Err() == nil {
+		if s.pace(ctx) != nil {
+			break
+		}
 		r.Attempts++
 		start := time.Now()
 		conn.SetDeadline(start.Add(s.opts.UDPTimeout))
