@@ -43,6 +43,20 @@ type spec interface {
 type TargetSet struct {
 	include []spec
 	exclude []spec
+	// keep are filters every address must pass: the shard, the hosts a resumed report already holds.
+	keep []func(netip.Addr) bool
+}
+
+// Keep adds a filter: All yields only the addresses every filter keeps.
+func (s *TargetSet) Keep(f func(netip.Addr) bool) { s.keep = append(s.keep, f) }
+
+func (s *TargetSet) kept(a netip.Addr) bool {
+	for _, f := range s.keep {
+		if !f(a) {
+			return false
+		}
+	}
+	return true
 }
 
 // Resolver looks up the addresses of a host name.
@@ -482,7 +496,7 @@ func (s *TargetSet) All() iter.Seq[Target] {
 	return func(yield func(Target) bool) {
 		for i, sp := range s.include {
 			for t := range sp.all() {
-				if s.seenBefore(i, t.Addr) || s.excluded(t.Addr) {
+				if s.seenBefore(i, t.Addr) || s.excluded(t.Addr) || !s.kept(t.Addr) {
 					continue
 				}
 				if !yield(t) {
