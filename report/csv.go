@@ -19,13 +19,13 @@ var CSVHeader = []string{
 const csvListSeparator = "; "
 
 // writeCSV writes the report as RFC 4180 CSV (CRLF line ends, fields quoted where needed).
-func writeCSV(w io.Writer, doc Document) error {
+func writeCSV(w io.Writer, doc streamDocument) error {
 	cw := csv.NewWriter(w)
 	cw.UseCRLF = true
 	if err := cw.Write(CSVHeader); err != nil {
 		return err
 	}
-	for _, h := range doc.Hosts {
+	for h := range doc.Hosts {
 		netbiosName := ""
 		if h.NetBIOS != nil {
 			netbiosName = h.NetBIOS.ComputerName

@@ -1,12 +1,14 @@
 package report
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
 	"fmt"
 	"html/template"
 	"io"
+	"iter"
 	"net/netip"
 	"strings"
 	"time"
@@ -50,7 +52,7 @@ func cspHash(s string) string {
 
 // htmlPage is what the template renders.
 type htmlPage struct {
-	Doc      Document
+	Doc      streamDocument
 	CSP      string
 	Style    template.CSS
 	Script   template.JS
@@ -60,8 +62,11 @@ type htmlPage struct {
 	Options  []htmlOption
 	Charts   []htmlChart
 	Grades   []catalog.HostGrade
-	Hosts    []htmlHost
 	Legend   []htmlLegend
+	// Hosts yields each host's row as the template ranges over it, reading the host from the spool, so the page never
+	// holds more than one host; HostCount is their number.
+	Hosts     iter.Seq[htmlHost]
+	HostCount int
 	// Columns is the number of columns of the hosts table.
 	Columns int
 	// ChartWidth and ChartHeight are the SVG chart's size: a bar per profile and the legend.
@@ -124,8 +129,8 @@ const (
 	chartRow        = 34
 )
 
-func writeHTML(w io.Writer, doc Document) error {
-	doc, err := printableDocument(doc)
+func writeHTML(w io.Writer, doc streamDocument) error {
+	doc, err := printableStream(doc)
 	if err != nil {
 		return err
 	}
@@ -133,7 +138,7 @@ func writeHTML(w io.Writer, doc Document) error {
 	page := htmlPage{
 		Doc: doc, CSP: htmlCSP, Style: template.CSS(htmlStyle), Script: template.JS(htmlScript),
 		Started: formatTime(run.Started), Finished: formatTime(run.Finished), Duration: run.Duration().Round(time.Millisecond).String(),
-		Grades: gradeOrder,
+		Grades: gradeOrder, HostCount: doc.Count,
 	}
 	o := run.Options
 	page.Options = []htmlOption{
@@ -173,34 +178,47 @@ func writeHTML(w io.Writer, doc Document) error {
 	page.ChartWidth = chartLabelWidth + chartBarWidth + 10
 	page.BarX, page.BarWidth, page.LabelX = chartLabelWidth, chartBarWidth, chartLabelWidth-8
 	page.Columns = 6 + len(run.Profiles)
-	for _, h := range doc.Hosts {
-		hh := htmlHost{HostRecord: h, DisplayName: h.displayName(), SortAddress: sortableAddress(h.Address),
-			NetBIOSText: netbiosSummary(h), TCP: portSummary(h.Ports, "tcp"), UDP: portSummary(h.Ports, "udp"), Reasons: reasons(h)}
-		var filters []string
-		counts := map[catalog.Outcome]int{}
-		for _, p := range run.Profiles {
-			g := h.Grade(p)
-			hh.Grades = append(hh.Grades, htmlGrade{Profile: p, Grade: g, Rank: gradeRank(g)})
-			if g != "" {
-				filters = append(filters, p+":"+string(g))
+	page.Hosts = func(yield func(htmlHost) bool) {
+		for h := range doc.Hosts {
+			if !yield(newHTMLHost(h, run.Profiles)) {
+				return
 			}
 		}
-		for _, g := range h.Profiles {
-			for _, r := range g.Results {
-				counts[r.Outcome]++
-			}
-		}
-		var parts []string
-		for _, o := range outcomeOrder {
-			if counts[o] > 0 {
-				parts = append(parts, fmt.Sprintf("%d %s", counts[o], o))
-			}
-		}
-		hh.Filters = strings.Join(filters, " ")
-		hh.Counts = strings.Join(parts, ", ")
-		page.Hosts = append(page.Hosts, hh)
 	}
-	return htmlTemplate.Execute(w, page)
+	bw := bufio.NewWriter(w)
+	if err := htmlTemplate.Execute(bw, page); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// newHTMLHost is a host's row and details.
+func newHTMLHost(h HostRecord, profiles []string) htmlHost {
+	hh := htmlHost{HostRecord: h, DisplayName: h.displayName(), SortAddress: sortableAddress(h.Address),
+		NetBIOSText: netbiosSummary(h), TCP: portSummary(h.Ports, "tcp"), UDP: portSummary(h.Ports, "udp"), Reasons: reasons(h)}
+	var filters []string
+	counts := map[catalog.Outcome]int{}
+	for _, p := range profiles {
+		g := h.Grade(p)
+		hh.Grades = append(hh.Grades, htmlGrade{Profile: p, Grade: g, Rank: gradeRank(g)})
+		if g != "" {
+			filters = append(filters, p+":"+string(g))
+		}
+	}
+	for _, g := range h.Profiles {
+		for _, r := range g.Results {
+			counts[r.Outcome]++
+		}
+	}
+	var parts []string
+	for _, o := range outcomeOrder {
+		if counts[o] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[o], o))
+		}
+	}
+	hh.Filters = strings.Join(filters, " ")
+	hh.Counts = strings.Join(parts, ", ")
+	return hh
 }
 
 // sortableAddress is a key that sorts addresses in numeric order as plain strings: IPv4 before IPv6, then anything

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bufio"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -43,7 +44,7 @@ type junitSuite struct {
 	Timestamp  string          `xml:"timestamp,attr"`
 	Hostname   string          `xml:"hostname,attr,omitempty"`
 	Properties []junitProperty `xml:"properties>property"`
-	Cases      []junitCase     `xml:"testcase"`
+	Cases      junitCases      `xml:"testcase"`
 }
 
 type junitProperty struct {
@@ -77,13 +78,17 @@ type junitSkipped struct {
 // junitTimestamp is the timestamp format JUnit uses: ISO 8601 without a zone, in UTC.
 const junitTimestamp = "2006-01-02T15:04:05"
 
-func writeJUnit(w io.Writer, doc Document) error {
+// writeJUnit writes the JUnit report in one pass over the hosts. A suite's counts come before its test cases in the
+// document, so each suite's cases are encoded into a scratch file as the hosts go by, and spliced into the document
+// once all are counted.
+func writeJUnit(w io.Writer, doc streamDocument) error {
 	// CI pages show these texts to people: control characters from the network become visible escapes, which also
 	// keeps them out of the CDATA sections, where XML could not carry them.
-	doc, err := printableDocument(doc)
+	doc, err := printableStream(doc)
 	if err != nil {
 		return err
 	}
+	bw := bufio.NewWriter(w)
 	run := doc.Run
 	top := junitSuites{Name: "ofmprobe", Time: seconds(run.Duration()), Timestamp: run.Started.UTC().Format(junitTimestamp)}
 	props := []junitProperty{
@@ -94,13 +99,27 @@ func writeJUnit(w io.Writer, doc Document) error {
 		{"run.interrupted", fmt.Sprint(run.Interrupted)},
 		{"run.vantage", strings.Join(run.Vantage, " ")},
 	}
-	for _, profile := range run.Profiles {
-		s := junitSuite{Name: profile, Time: top.Time, Timestamp: top.Timestamp, Hostname: strings.Join(run.Vantage, " "), Properties: props}
-		for _, h := range doc.Hosts {
-			for _, g := range h.Profiles {
-				if g.Profile != profile {
-					continue
-				}
+	top.Suites = make([]junitSuite, len(run.Profiles))
+	encoders := make([]*xml.Encoder, len(run.Profiles))
+	suitesOf := map[string][]int{} // a profile's suites: one, unless the run lists the profile twice
+	for i, profile := range run.Profiles {
+		cases, err := newScratch()
+		if err != nil {
+			return err
+		}
+		defer cases.Close()
+		// The cases sit two levels deep in the document.
+		encoders[i] = xml.NewEncoder(cases)
+		encoders[i].Indent("    ", "  ")
+		top.Suites[i] = junitSuite{Name: profile, Time: top.Time, Timestamp: top.Timestamp, Hostname: strings.Join(run.Vantage, " "),
+			Properties: props, Cases: junitCases{out: bw, cases: cases}}
+		suitesOf[profile] = append(suitesOf[profile], i)
+	}
+	testcase := xml.StartElement{Name: xml.Name{Local: "testcase"}}
+	for h := range doc.Hosts {
+		for _, g := range h.Profiles {
+			for _, i := range suitesOf[g.Profile] {
+				s := &top.Suites[i]
 				for _, r := range g.Results {
 					c := junitTestCase(h, g, r)
 					s.Tests++
@@ -112,25 +131,49 @@ func writeJUnit(w io.Writer, doc Document) error {
 					case c.Skipped != nil:
 						s.Skipped++
 					}
-					s.Cases = append(s.Cases, c)
+					if err := encoders[i].EncodeElement(c, testcase); err != nil {
+						return err
+					}
 				}
 			}
 		}
+	}
+	for _, s := range top.Suites {
 		top.Tests += s.Tests
 		top.Failures += s.Failures
 		top.Errors += s.Errors
 		top.Skipped += s.Skipped
-		top.Suites = append(top.Suites, s)
 	}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
+	bw.WriteString(xml.Header)
+	enc := xml.NewEncoder(bw)
 	enc.Indent("", "  ")
 	if err := enc.Encode(top); err != nil {
 		return err
 	}
-	_, err = io.WriteString(w, "\n")
+	bw.WriteString("\n")
+	return bw.Flush()
+}
+
+// junitCases is a suite's test cases, already encoded in a scratch file by an Encoder indented to their depth in the
+// document. MarshalXML copies them into the document behind the document's Encoder, which is safe because they are
+// whole elements at the Encoder's current depth: the Encoder goes on as if it had encoded them itself.
+type junitCases struct {
+	out   io.Writer // what the document's Encoder writes to
+	cases *scratch
+}
+
+func (c junitCases) MarshalXML(e *xml.Encoder, _ xml.StartElement) error {
+	if c.cases.Len() == 0 {
+		return nil
+	}
+	if err := e.Flush(); err != nil {
+		return err
+	}
+	// An Encoder starts a new line before every element but its first.
+	if _, err := io.WriteString(c.out, "\n"); err != nil {
+		return err
+	}
+	_, err := c.cases.WriteTo(c.out)
 	return err
 }
 

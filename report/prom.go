@@ -1,6 +1,8 @@
 package report
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -13,24 +15,47 @@ import (
 // the style of kube-state-metrics (`ofmprobe_port_state{state="open"} 1`): the state a series names is the current
 // one, and since each run replaces the file, a state that changed does not linger. Times are in seconds.
 
-// promFamily is one metric family and its samples, which all carry the same label names.
+// promFamily is one metric family: its samples, which all carry the same label names, are written to buf as they are
+// added, and the family is copied to the report when all are known (a family without samples is left out). The
+// families about the scan are small and stay in memory; those with a sample per host go to a scratch file each, so
+// one pass over the hosts fills them all.
 type promFamily struct {
 	name, help string
 	labels     []string
-	samples    []promSample
+	buf        interface {
+		io.Writer
+		io.WriterTo
+	}
+	samples int
+	line    []byte // the sample being written, kept for its capacity
 }
 
-type promSample struct {
-	values []string // label values, in the order of the family's labels
-	value  float64
-}
-
+// add writes a sample. A write error is kept by the buffer and returned by WriteTo.
 func (f *promFamily) add(value float64, labelValues ...string) {
-	f.samples = append(f.samples, promSample{values: labelValues, value: value})
+	b := append(f.line[:0], f.name...)
+	if len(f.labels) > 0 {
+		b = append(b, '{')
+		for i, l := range f.labels {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, l...)
+			b = append(b, `="`...)
+			b = append(b, escapeLabel(labelValues[i])...)
+			b = append(b, '"')
+		}
+		b = append(b, '}')
+	}
+	b = append(b, ' ')
+	b = strconv.AppendFloat(b, value, 'f', -1, 64)
+	b = append(b, '\n')
+	f.buf.Write(b)
+	f.line = b
+	f.samples++
 }
 
 // writeProm writes the report as Prometheus metrics; docs/reports.md lists them.
-func writeProm(w io.Writer, doc Document) error {
+func writeProm(w io.Writer, doc streamDocument) error {
 	run := doc.Run
 	boolValue := func(b bool) float64 {
 		if b {
@@ -38,50 +63,62 @@ func writeProm(w io.Writer, doc Document) error {
 		}
 		return 0
 	}
-	info := &promFamily{name: "ofmprobe_scan_info", help: "The scan's ofmprobe version, report schema and vantage point (the scanning machine's addresses); always 1.",
-		labels: []string{"version", "schema", "vantage"}}
+	scan := func(name, help string, labels ...string) *promFamily {
+		return &promFamily{name: name, help: help, labels: labels, buf: &bytes.Buffer{}}
+	}
+	info := scan("ofmprobe_scan_info", "The scan's ofmprobe version, report schema and vantage point (the scanning machine's addresses); always 1.",
+		"version", "schema", "vantage")
 	info.add(1, run.Version, strconv.Itoa(doc.Schema), strings.Join(run.Vantage, " "))
-	start := &promFamily{name: "ofmprobe_scan_start_timestamp_seconds", help: "When the scan started, in seconds since the Unix epoch."}
+	start := scan("ofmprobe_scan_start_timestamp_seconds", "When the scan started, in seconds since the Unix epoch.")
 	start.add(float64(run.Started.UnixMilli()) / 1000)
-	end := &promFamily{name: "ofmprobe_scan_end_timestamp_seconds", help: "When the scan finished, in seconds since the Unix epoch."}
+	end := scan("ofmprobe_scan_end_timestamp_seconds", "When the scan finished, in seconds since the Unix epoch.")
 	if !run.Finished.IsZero() {
 		end.add(float64(run.Finished.UnixMilli()) / 1000)
 	}
-	duration := &promFamily{name: "ofmprobe_scan_duration_seconds", help: "How long the scan took."}
+	duration := scan("ofmprobe_scan_duration_seconds", "How long the scan took.")
 	duration.add(run.Duration().Seconds())
-	interrupted := &promFamily{name: "ofmprobe_scan_interrupted", help: "1 if the scan was interrupted and the report holds only the hosts finished by then."}
+	interrupted := scan("ofmprobe_scan_interrupted", "1 if the scan was interrupted and the report holds only the hosts finished by then.")
 	interrupted.add(boolValue(run.Interrupted))
-	hostsTotal := &promFamily{name: "ofmprobe_scan_hosts", help: "Hosts in the report."}
+	hostsTotal := scan("ofmprobe_scan_hosts", "Hosts in the report.")
 	hostsTotal.add(float64(doc.Summary.Hosts))
-	internal := &promFamily{name: "ofmprobe_scan_internal_errors", help: "Hosts whose probes failed inside ofmprobe (a bug: see --debug)."}
+	internal := scan("ofmprobe_scan_internal_errors", "Hosts whose probes failed inside ofmprobe (a bug: see --debug).")
 	internal.add(float64(doc.Summary.Internal))
-	hostsPerGrade := &promFamily{name: "ofmprobe_hosts", help: "Hosts per grade and profile; every grade is listed, 0 included.",
-		labels: []string{"profile", "grade"}}
+	hostsPerGrade := scan("ofmprobe_hosts", "Hosts per grade and profile; every grade is listed, 0 included.", "profile", "grade")
 	for _, p := range run.Profiles {
 		for _, g := range gradeOrder {
 			hostsPerGrade.add(float64(doc.Summary.Grades[p][g]), p, string(g))
 		}
 	}
 
-	hostLabels := []string{"address", "name"}
-	with := func(extra ...string) []string { return append(append([]string{}, hostLabels...), extra...) }
-	status := &promFamily{name: "ofmprobe_host_status", help: "The host's status (up, unreachable, internal); always 1.", labels: with("status")}
-	hostDuration := &promFamily{name: "ofmprobe_host_duration_seconds", help: "How long probing the host took.", labels: with()}
-	grade := &promFamily{name: "ofmprobe_host_grade", help: "The host's grade for a profile (pass, warn, incomplete, fail, unreachable); always 1.",
-		labels: with("profile", "grade")}
-	outcome := &promFamily{name: "ofmprobe_requirement_outcome", help: "A requirement's outcome for the host (pass, info, warn, skipped, fail); always 1.",
-		labels: with("profile", "requirement", "severity", "outcome")}
-	portState := &promFamily{name: "ofmprobe_port_state", help: "A port's state (open, closed, filtered, open|filtered, unreachable, error); always 1.",
-		labels: with("protocol", "port", "state")}
-	portRTT := &promFamily{name: "ofmprobe_port_rtt_seconds", help: "The round trip of the attempt that decided a port's state, when it got an answer.",
-		labels: with("protocol", "port")}
-	nodeStatus := &promFamily{name: "ofmprobe_netbios_node_status_state", help: "The NetBIOS node status answer on UDP 137 (answered, open|filtered, closed, protocol error, unreachable); always 1.",
-		labels: with("state")}
-	netbiosInfo := &promFamily{name: "ofmprobe_netbios_info", help: "The names a host gave in its NetBIOS node status; always 1.",
-		labels: with("computer_name", "workgroup", "mac")}
-	session := &promFamily{name: "ofmprobe_netbios_session_state", help: "The NetBIOS session request on TCP 139 (positive, negative, timeout, protocol error, ...); always 1.",
-		labels: with("state")}
-	for _, h := range doc.Hosts {
+	hostFamily := func(name, help string, extra ...string) *promFamily {
+		return &promFamily{name: name, help: help, labels: append([]string{"address", "name"}, extra...)}
+	}
+	status := hostFamily("ofmprobe_host_status", "The host's status (up, unreachable, internal); always 1.", "status")
+	hostDuration := hostFamily("ofmprobe_host_duration_seconds", "How long probing the host took.")
+	grade := hostFamily("ofmprobe_host_grade", "The host's grade for a profile (pass, warn, incomplete, fail, unreachable); always 1.",
+		"profile", "grade")
+	outcome := hostFamily("ofmprobe_requirement_outcome", "A requirement's outcome for the host (pass, info, warn, skipped, fail); always 1.",
+		"profile", "requirement", "severity", "outcome")
+	portState := hostFamily("ofmprobe_port_state", "A port's state (open, closed, filtered, open|filtered, unreachable, error); always 1.",
+		"protocol", "port", "state")
+	portRTT := hostFamily("ofmprobe_port_rtt_seconds", "The round trip of the attempt that decided a port's state, when it got an answer.",
+		"protocol", "port")
+	nodeStatus := hostFamily("ofmprobe_netbios_node_status_state", "The NetBIOS node status answer on UDP 137 (answered, open|filtered, closed, protocol error, unreachable); always 1.",
+		"state")
+	netbiosInfo := hostFamily("ofmprobe_netbios_info", "The names a host gave in its NetBIOS node status; always 1.",
+		"computer_name", "workgroup", "mac")
+	session := hostFamily("ofmprobe_netbios_session_state", "The NetBIOS session request on TCP 139 (positive, negative, timeout, protocol error, ...); always 1.",
+		"state")
+	hostFamilies := []*promFamily{status, hostDuration, grade, outcome, portState, portRTT, nodeStatus, netbiosInfo, session}
+	for _, f := range hostFamilies {
+		s, err := newScratch()
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		f.buf = s
+	}
+	for h := range doc.Hosts {
 		status.add(1, h.Address, h.Name, h.Status)
 		hostDuration.add(h.DurationMS/1000, h.Address, h.Name)
 		for _, g := range h.Profiles {
@@ -106,36 +143,18 @@ func writeProm(w io.Writer, doc Document) error {
 			session.add(1, h.Address, h.Name, ss.State)
 		}
 	}
-	families := []*promFamily{info, start, end, duration, interrupted, hostsTotal, internal, hostsPerGrade,
-		status, hostDuration, grade, outcome, portState, portRTT, nodeStatus, netbiosInfo, session}
-	var b strings.Builder
+	families := append([]*promFamily{info, start, end, duration, interrupted, hostsTotal, internal, hostsPerGrade}, hostFamilies...)
+	bw := bufio.NewWriter(w)
 	for _, f := range families {
-		if len(f.samples) == 0 {
+		if f.samples == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n", f.name, escapeHelp(f.help), f.name)
-		for _, s := range f.samples {
-			b.WriteString(f.name)
-			if len(f.labels) > 0 {
-				b.WriteByte('{')
-				for i, l := range f.labels {
-					if i > 0 {
-						b.WriteByte(',')
-					}
-					b.WriteString(l)
-					b.WriteString(`="`)
-					b.WriteString(escapeLabel(s.values[i]))
-					b.WriteByte('"')
-				}
-				b.WriteByte('}')
-			}
-			b.WriteByte(' ')
-			b.WriteString(strconv.FormatFloat(s.value, 'f', -1, 64))
-			b.WriteByte('\n')
+		fmt.Fprintf(bw, "# HELP %s %s\n# TYPE %s gauge\n", f.name, escapeHelp(f.help), f.name)
+		if _, err := f.buf.WriteTo(bw); err != nil {
+			return err
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return bw.Flush()
 }
 
 var (

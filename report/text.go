@@ -63,6 +63,26 @@ func printableDocument(doc Document) (Document, error) {
 	return out, nil
 }
 
+// printableStream makes a streamed document printable: its run and summary as printableDocument does, and each host
+// as it is read back. The hosts are changed in place, which is safe because the spool decodes a fresh copy of each.
+func printableStream(doc streamDocument) (streamDocument, error) {
+	head, err := printableDocument(Document{Schema: doc.Schema, Run: doc.Run, Summary: doc.Summary})
+	if err != nil {
+		return streamDocument{}, err
+	}
+	doc.Schema, doc.Run, doc.Summary = head.Schema, head.Run, head.Summary
+	hosts := doc.Hosts
+	doc.Hosts = func(yield func(HostRecord) bool) {
+		for h := range hosts {
+			makePrintable(reflect.ValueOf(&h).Elem())
+			if !yield(h) {
+				return
+			}
+		}
+	}
+	return doc, nil
+}
+
 // makePrintable rewrites every string reachable from v in place.
 func makePrintable(v reflect.Value) {
 	switch v.Kind() {

@@ -2,9 +2,12 @@ package report
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
 	"slices"
 	"strings"
 	"time"
@@ -13,15 +16,19 @@ import (
 )
 
 // Writer writes one report format. Begin is called once before any host, Host once per host as it finishes, End
-// once after the last host (also when the scan was interrupted, with Run.Interrupted set).
+// once after the last host (also when the scan was interrupted, with Run.Interrupted set). A writer is used once.
+//
+// The whole-document formats other than the table keep the hosts in a temporary file in os.TempDir() until End, which
+// removes it; it takes about as much disk space as the JSON report. A caller that stops when Begin or Host fails need
+// not call End: the writer has already let go of the file.
 type Writer interface {
 	Begin(Run) error
 	Host(HostRecord) error
 	End(Run, Summary) error
 }
 
-// Formats lists the report formats, and whether each streams hosts as they finish. The others keep the hosts and
-// write one sorted document at the end.
+// Formats lists the report formats, and whether each streams hosts as they finish. The others write one sorted
+// document at the end: the table keeps its rows in memory until then, the rest spool the hosts to a temporary file.
 var Formats = map[string]bool{
 	"table":  false,
 	"json":   false,
@@ -85,33 +92,125 @@ type Document struct {
 	Summary Summary      `json:"summary"`
 }
 
-// documentWriter keeps the hosts and writes one document at the end, with the hosts sorted by address.
-type documentWriter struct {
-	w     io.Writer
-	hosts []HostRecord
-	write func(io.Writer, Document) error
+// streamDocument is what a whole-document format writes: the Document, with the hosts read back from the spool on
+// demand rather than held in memory.
+type streamDocument struct {
+	Schema  int
+	Run     Run
+	Summary Summary
+	// Count is the number of hosts.
+	Count int
+	// Hosts yields the hosts in report order. Every range over it reads them anew from the spool, one at a time, so
+	// a format may range over it more than once. It stops early on a read error, which End then returns.
+	Hosts iter.Seq[HostRecord]
+	// records yields each host's compact JSON in report order, each valid only until the next.
+	records iter.Seq[[]byte]
 }
 
-func (d *documentWriter) Begin(Run) error { return nil }
+// documentWriter writes one document at the end, with the hosts sorted by address. Until then it spools them to a
+// temporary file, so its memory does not grow with the number of hosts beyond a small index entry per host.
+//
+// The spool is created by Begin (or the first Host) and removed by End, which the caller always calls unless Begin or
+// Host failed; a failing Host removes it itself. On unix the file has no name from the start, so a writer that is
+// dropped without End, or a process that dies, leaves nothing behind.
+type documentWriter struct {
+	w     io.Writer
+	write func(io.Writer, streamDocument) error
+	spool *spool
+	// err is why the writer cannot go on: a failed Host, or End already called.
+	err error
+}
+
+func (d *documentWriter) Begin(Run) error { return d.open() }
+
+// open creates the spool, if there is none yet.
+func (d *documentWriter) open() error {
+	if d.err != nil || d.spool != nil {
+		return d.err
+	}
+	s, err := newSpool()
+	if err != nil {
+		return err
+	}
+	d.spool = s
+	return nil
+}
 
 func (d *documentWriter) Host(r HostRecord) error {
-	d.hosts = append(d.hosts, r)
+	if err := d.open(); err != nil {
+		return err
+	}
+	if err := d.spool.add(r); err != nil {
+		// The report cannot be complete, and a caller that sees a Host error does not call End: let go of the spool.
+		d.spool.close()
+		d.spool, d.err = nil, err
+		return err
+	}
 	return nil
 }
 
 func (d *documentWriter) End(run Run, sum Summary) error {
-	sortRecords(d.hosts)
-	doc := Document{Schema: SchemaVersion, Run: run.normalized(), Hosts: d.hosts, Summary: sum.normalized()}
-	if doc.Hosts == nil {
-		doc.Hosts = []HostRecord{}
+	if d.err != nil {
+		return d.err
 	}
-	return d.write(d.w, doc)
+	s := d.spool
+	d.spool, d.err = nil, errEnded
+	s.sort()
+	doc := streamDocument{Schema: SchemaVersion, Run: run.normalized(), Summary: sum.normalized(), Count: s.len(),
+		Hosts: s.hosts(), records: s.records()}
+	err := d.write(d.w, doc)
+	if rerr := s.readErr(); rerr != nil {
+		// The hosts ended early for the format, which may have written a truncated document without noticing.
+		err = rerr
+	}
+	cerr := s.close()
+	return cmp.Or(err, cerr)
 }
 
-func writeJSON(w io.Writer, doc Document) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+// writeJSON writes the document as json.Encoder with two-space indentation writes a Document, byte for byte, but one
+// host at a time: the opening fields, each host's spooled JSON indented to its depth in the hosts array, the summary.
+func writeJSON(w io.Writer, doc streamDocument) error {
+	bw := bufio.NewWriter(w)
+	field := func(name string, v any, next string) error {
+		b, err := json.MarshalIndent(v, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		bw.WriteString(`  "` + name + `": `)
+		bw.Write(b)
+		bw.WriteString(next)
+		return nil
+	}
+	bw.WriteString("{\n")
+	if err := field("schema", doc.Schema, ",\n"); err != nil {
+		return err
+	}
+	if err := field("run", doc.Run, ",\n"); err != nil {
+		return err
+	}
+	bw.WriteString(`  "hosts": [`)
+	var host bytes.Buffer
+	n := 0
+	for rec := range doc.records {
+		host.Reset()
+		if err := json.Indent(&host, rec, "    ", "  "); err != nil {
+			return err
+		}
+		if n > 0 {
+			bw.WriteByte(',')
+		}
+		bw.WriteString("\n    ")
+		host.WriteTo(bw)
+		n++
+	}
+	if n > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.WriteString("],\n")
+	if err := field("summary", doc.Summary, "\n}\n"); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // normalized returns the run with empty lists instead of nil ones, so they print as [] rather than null.
