@@ -111,6 +111,8 @@ type Scanner struct {
 	budget     atomic.Int64
 	debt       atomic.Int64
 	lastShrink atomic.Int64
+	// workers run the probe steps.
+	workers workerPool
 	// beforeHost, when set by a test, runs at the start of every host's probes (to inject faults).
 	beforeHost func(Target)
 }
@@ -194,6 +196,7 @@ feed:
 		})
 	}
 	_ = g.Wait()
+	s.workers.stop()
 	close(results)
 	<-done
 	stats.Pushback = s.pushback.Load()
@@ -248,12 +251,14 @@ func (s *Scanner) probeHost(ctx context.Context, t Target) (h *Host) {
 	step := func(name string, fn func()) {
 		perHost <- struct{}{}
 		held := s.acquire(ctx) == nil
-		wg.Go(func() {
+		wg.Add(1)
+		s.workers.do(func() {
 			defer func() {
 				if held {
 					s.release()
 				}
 				<-perHost
+				wg.Done()
 			}()
 			guard.run(name, fn)
 		})

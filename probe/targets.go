@@ -33,6 +33,8 @@ func (t Target) String() string {
 // without materialising it.
 type spec interface {
 	all() iter.Seq[Target]
+	// scattered walks the same addresses in the scattered scan order keyed by seed (order.go).
+	scattered(seed uint64) iter.Seq[Target]
 	contains(netip.Addr) bool
 	// size is the number of addresses, saturated at maxInt64.
 	size() uint64
@@ -45,6 +47,8 @@ type TargetSet struct {
 	exclude []spec
 	// keep are filters every address must pass: the shard, the hosts a resumed report already holds.
 	keep []func(netip.Addr) bool
+	// Seed keys the scattered scan order of ScanOrder.
+	Seed uint64
 }
 
 // Keep adds a filter: All yields only the addresses every filter keeps.
@@ -313,6 +317,13 @@ func (r rangeSpec) all() iter.Seq[Target] {
 	}
 }
 
+func (r rangeSpec) scattered(seed uint64) iter.Seq[Target] {
+	if n := r.size(); n < 1<<63-1 {
+		return scattered(r.lo, n, seed)
+	}
+	return r.all() // too large to count: an IPv6 range of 2^63 addresses is never walked to its end anyway
+}
+
 func (r rangeSpec) contains(a netip.Addr) bool {
 	return a.BitLen() == r.lo.BitLen() && !a.Less(r.lo) && !r.hi.Less(a)
 }
@@ -342,6 +353,13 @@ func (s prefixSpec) all() iter.Seq[Target] {
 }
 
 func (s prefixSpec) contains(a netip.Addr) bool { return s.p.Contains(a) }
+
+func (s prefixSpec) scattered(seed uint64) iter.Seq[Target] {
+	if n := s.size(); n < 1<<63-1 {
+		return scattered(s.p.Addr(), n, seed)
+	}
+	return s.all()
+}
 
 func (s prefixSpec) size() uint64 {
 	host := s.p.Addr().BitLen() - s.p.Bits()
@@ -387,6 +405,9 @@ func (o octetSpec) all() iter.Seq[Target] {
 	}
 }
 
+// scattered walks an octet pattern in order: its sets of values are not contiguous, and patterns are small.
+func (o octetSpec) scattered(uint64) iter.Seq[Target] { return o.all() }
+
 func (o octetSpec) contains(a netip.Addr) bool {
 	if !a.Is4() {
 		return false
@@ -423,6 +444,8 @@ func (s nameSpec) all() iter.Seq[Target] {
 		}
 	}
 }
+
+func (s nameSpec) scattered(uint64) iter.Seq[Target] { return s.all() }
 
 func (s nameSpec) contains(a netip.Addr) bool {
 	for _, b := range s.addrs {
@@ -492,10 +515,20 @@ func (s *TargetSet) Empty() bool { return len(s.include) == 0 }
 
 // All walks the targets in the order given, each address once and none excluded. An address that an earlier
 // expression already produced is skipped, so membership tests, not a set of seen addresses, keep memory flat.
-func (s *TargetSet) All() iter.Seq[Target] {
+func (s *TargetSet) All() iter.Seq[Target] { return s.walk(false) }
+
+// ScanOrder walks the same targets as All, each expression in the scattered order keyed by Seed (order.go): the
+// order a scan probes them in.
+func (s *TargetSet) ScanOrder() iter.Seq[Target] { return s.walk(true) }
+
+func (s *TargetSet) walk(scatter bool) iter.Seq[Target] {
 	return func(yield func(Target) bool) {
 		for i, sp := range s.include {
-			for t := range sp.all() {
+			seq := sp.all()
+			if scatter {
+				seq = sp.scattered(s.Seed)
+			}
+			for t := range seq {
 				if s.seenBefore(i, t.Addr) || s.excluded(t.Addr) || !s.kept(t.Addr) {
 					continue
 				}
