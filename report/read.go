@@ -121,6 +121,9 @@ func readNDJSON(first []byte, br *bufio.Reader, name string) (Document, error) {
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	doc := Document{Schema: SchemaVersion}
 	var haveRun, haveSummary bool
+	// at maps an address to its record's index: a resumed report may hold a host twice, an aborted record and the
+	// one the resumed scan wrote after it, and the later one wins.
+	at := map[string]int{}
 	for n := 1; sc.Scan(); n++ {
 		line := bytes.TrimSpace(sc.Bytes())
 		if len(line) == 0 {
@@ -152,6 +155,12 @@ func readNDJSON(first []byte, br *bufio.Reader, name string) (Document, error) {
 			if l.Host == nil {
 				return Document{}, fmt.Errorf(`%s: %w (a host line without "host")`, where, ErrNotReport)
 			}
+			key := l.Host.Address + " " + l.Host.Name
+			if i, ok := at[key]; ok {
+				doc.Hosts[i] = *l.Host
+				continue
+			}
+			at[key] = len(doc.Hosts)
 			doc.Hosts = append(doc.Hosts, *l.Host)
 		}
 	}

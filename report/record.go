@@ -41,14 +41,22 @@ type RunOptions struct {
 	Concurrency  int     `json:"concurrency"`
 	PerHost      int     `json:"per_host"`
 	OFMPort      int     `json:"ofm_port,omitempty"`
+	// Rate is the cap on new connections and datagrams per second; 0: none.
+	Rate float64 `json:"rate,omitempty"`
+	// Shard is the part of the targets this run scanned ("2/4"), with the Seed that keys the split.
+	Shard string `json:"shard,omitempty"`
+	Seed  uint64 `json:"seed,omitempty"`
 }
 
 // HostRecord is one host in a report: what the probes saw and the grade per profile.
 type HostRecord struct {
-	Address    string       `json:"address"`
-	Name       string       `json:"name,omitempty"`
-	Status     string       `json:"status"`
-	Error      string       `json:"error,omitempty"`
+	Address string `json:"address"`
+	Name    string `json:"name,omitempty"`
+	Status  string `json:"status"`
+	Error   string `json:"error,omitempty"`
+	// Aborted says the scan was aborted while this host was probed: some of its steps did not run. A resumed
+	// scan probes it again.
+	Aborted    bool         `json:"aborted,omitempty"`
 	Started    time.Time    `json:"started"`
 	DurationMS float64      `json:"duration_ms"`
 	Ports      []PortRecord `json:"ports"`
@@ -123,6 +131,7 @@ func NewHostRecord(h *probe.Host, gradings []catalog.Grading) HostRecord {
 		Name:       h.Name,
 		Status:     h.Status,
 		Error:      h.Error,
+		Aborted:    h.Aborted,
 		Started:    h.Started.UTC(),
 		DurationMS: millis(h.Duration),
 		Ports:      make([]PortRecord, 0, len(h.Ports)),

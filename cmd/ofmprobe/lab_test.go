@@ -294,11 +294,18 @@ func TestLabBulk20(t *testing.T) {
 	if len(doc.Hosts) != 4096 {
 		t.Fatalf("%d hosts, want 4096", len(doc.Hosts))
 	}
-	open3 := [4]string{"closed", "open", "open", "open"}
-	blocks := []struct {
-		prefix netip.Prefix
-		want   labHost
-	}{
+	reportProblems(t, checkBulk(doc.Hosts, bulkBlocks20))
+}
+
+// bulkBlock is one block of the bulk namespace's ranges and what every address in it must show.
+type bulkBlock struct {
+	prefix netip.Prefix
+	want   labHost
+}
+
+var (
+	open3        = [4]string{"closed", "open", "open", "open"}
+	bulkBlocks20 = []bulkBlock{
 		// The bulk responder answers node status in the open and mixed blocks, is closed (ICMP) in the closed block and
 		// silent in the dropped one. UDP 138 is closed everywhere, which fails OFM 9.0.
 		{netip.MustParsePrefix("198.18.16.0/22"), host("open block", open3, allClosedUDP, "answered", "protocol error", "up", "fail", "fail")},
@@ -307,8 +314,19 @@ func TestLabBulk20(t *testing.T) {
 		{netip.MustParsePrefix("198.18.24.0/22"), host("dropped block", [4]string{"filtered", "filtered", "filtered", "filtered"}, allClosedUDP, "open|filtered", "", "up", "fail", "fail")},
 		{netip.MustParsePrefix("198.18.28.0/22"), host("mixed block", [4]string{"closed", "filtered", "closed", "open"}, allClosedUDP, "answered", "", "up", "fail", "fail")},
 	}
+	// The /16 has the same four kinds of block, by /18.
+	bulkBlocks16 = []bulkBlock{
+		{netip.MustParsePrefix("198.19.0.0/18"), bulkBlocks20[0].want},
+		{netip.MustParsePrefix("198.19.64.0/18"), bulkBlocks20[1].want},
+		{netip.MustParsePrefix("198.19.128.0/18"), bulkBlocks20[2].want},
+		{netip.MustParsePrefix("198.19.192.0/18"), bulkBlocks20[3].want},
+	}
+)
+
+// checkBulk checks hosts of the bulk ranges against their blocks' design and the responder's names.
+func checkBulk(hosts []report.HostRecord, blocks []bulkBlock) []string {
 	var problems []string
-	for _, h := range doc.Hosts {
+	for _, h := range hosts {
 		a := netip.MustParseAddr(h.Address)
 		for _, b := range blocks {
 			if b.prefix.Contains(a) {
@@ -326,7 +344,38 @@ func TestLabBulk20(t *testing.T) {
 			}
 		}
 	}
-	reportProblems(t, problems)
+	return problems
+}
+
+// TestLabShards16 scans 1024 addresses spread over the four blocks of the lab /16 in three shards, as three machines
+// would: together they must cover every address exactly once, each host right by its block's design.
+func TestLabShards16(t *testing.T) {
+	bin := needLab(t)
+	const targets = "198.19.0,64,128,192.0-255"
+	seen := map[string]int{}
+	var all []report.HostRecord
+	for i := 1; i <= 3; i++ {
+		doc, _ := scanLabJSON(t, bin, targets, "--shard", fmt.Sprintf("%d/3", i), "--seed", "2026")
+		if doc.Run.Options.Shard != fmt.Sprintf("%d/3", i) || doc.Run.Options.Seed != 2026 {
+			t.Errorf("shard %d/3: the report records shard %q seed %d", i, doc.Run.Options.Shard, doc.Run.Options.Seed)
+		}
+		if n := len(doc.Hosts); n < 250 || n > 440 {
+			t.Errorf("shard %d/3 scanned %d of 1024 addresses: not an even split", i, n)
+		}
+		for _, h := range doc.Hosts {
+			seen[h.Address]++
+		}
+		all = append(all, doc.Hosts...)
+	}
+	if len(seen) != 1024 {
+		t.Errorf("the shards covered %d addresses, want 1024", len(seen))
+	}
+	for a, n := range seen {
+		if n != 1 {
+			t.Errorf("%s scanned by %d shards", a, n)
+		}
+	}
+	reportProblems(t, checkBulk(all, bulkBlocks16))
 }
 
 // nmblookupNames runs nmblookup -A in the scanner namespace and returns the names it lists as "NAME<XX>" or

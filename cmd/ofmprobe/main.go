@@ -45,7 +45,10 @@ func usageErrorf(format string, args ...any) error {
 }
 
 func main() {
-	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+	stopProfiles := startProfiles()
+	code := run(os.Args, os.Stdin, os.Stdout, os.Stderr)
+	stopProfiles()
+	os.Exit(code)
 }
 
 // run runs the command line and returns the exit code. Every error is printed as one line on stderr.

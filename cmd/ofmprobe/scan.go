@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"slices"
@@ -27,6 +28,10 @@ var resolver probe.Resolver
 
 // maxTargetsWithoutFlag is the largest target set scanned without --allow-large.
 const maxTargetsWithoutFlag = 65536
+
+// autoConcurrency is the default socket budget: enough to keep a /16's silent ports from setting the pace on two
+// cores (BENCHMARKS.md), few enough that the goroutine per socket stays well inside 256 MB.
+const autoConcurrency = 8192
 
 // scanOptions is everything the scan command was asked to do.
 type scanOptions struct {
@@ -57,6 +62,12 @@ type scanOptions struct {
 	password        string
 	maxAuthFailures int
 	readLog         int
+	rate            float64
+	shard           string
+	seed            uint64
+	resume          string
+	quiet           bool
+	stderrIsTerm    bool
 }
 
 func scanCommand() *cli.Command {
@@ -83,8 +94,13 @@ func scanCommand() *cli.Command {
 			&cli.IntFlag{Name: "retries", Value: 1, Usage: "try a silent port `N` more times before calling it filtered"},
 			&cli.DurationFlag{Name: "udp-timeout", Value: 750 * time.Millisecond, Usage: "wait this `DURATION` for an answer to each UDP datagram (NetBIOS node status, UDP ports)"},
 			&cli.IntFlag{Name: "udp-retries", Value: 3, Usage: "send to a silent UDP port `N` more times (ICMP answers are rate-limited, datagrams get lost)"},
-			&cli.IntFlag{Name: "concurrency", Value: 1024, Usage: "`N` sockets in flight across the scan (kept below the open-file limit)"},
-			&cli.IntFlag{Name: "per-host", Value: 4, Usage: "`N` probes in flight to any one host"},
+			&cli.IntFlag{Name: "concurrency", Usage: fmt.Sprintf("`N` sockets in flight across the scan (default: %d, or less when the open-file limit is lower)", autoConcurrency)},
+			&cli.IntFlag{Name: "per-host", Value: 8, Usage: "`N` probes in flight to any one host"},
+			&cli.Float64Flag{Name: "rate", Usage: "send at most `N` new connections and datagrams per second across the scan (default: no cap)"},
+			&cli.StringFlag{Name: "shard", Usage: "scan only part `I/N` of the targets (the same --seed on every machine covers every address once)"},
+			&cli.Uint64Flag{Name: "seed", Usage: "`N` that keys the --shard split and the scattered scan order; every machine of one split must use the same"},
+			&cli.StringFlag{Name: "resume", Usage: "append to the NDJSON report `FILE`, skipping the hosts it already holds"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress line on stderr"},
 			&cli.StringFlag{Name: "user", Usage: "log on to OFMLOG$ as `USER` (default: a guest login, reported as such)"},
 			&cli.StringFlag{Name: "domain", Usage: "the user's `DOMAIN` or workgroup"},
 			&cli.StringFlag{Name: "password-file", Usage: "read the password from the first line of `FILE` (or set OFMPROBE_PASSWORD); never on the command line"},
@@ -120,6 +136,12 @@ func scanCommand() *cli.Command {
 				password:        os.Getenv("OFMPROBE_PASSWORD"),
 				maxAuthFailures: c.Int("max-auth-failures"),
 				readLog:         c.Int("read-log"),
+				rate:            c.Float64("rate"),
+				shard:           c.String("shard"),
+				seed:            c.Uint64("seed"),
+				resume:          c.String("resume"),
+				quiet:           c.Bool("quiet"),
+				stderrIsTerm:    isTerminal(c.App.ErrWriter),
 			}
 			return runScan(c.Context, opts, c.App.Reader, c.App.Writer, c.App.ErrWriter)
 		},
@@ -145,6 +167,17 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if err != nil {
 		return err
 	}
+	if opts.resume != "" {
+		switch {
+		case opts.format != "" && opts.format != "ndjson":
+			return usageErrorf("--resume appends to an NDJSON report: --format %s cannot be resumed", opts.format)
+		case opts.output != "" && opts.output != opts.resume:
+			return usageErrorf("--resume %s appends to that file: drop --output %s", opts.resume, opts.output)
+		case opts.baseline != "":
+			return usageErrorf("--resume cannot be used with --baseline: compare the finished report with ofmprobe diff")
+		}
+		opts.format, opts.output = "ndjson", opts.resume
+	}
 	if opts.format == "" {
 		opts.format = "ndjson"
 		if opts.stdoutIsTerm && opts.output == "" {
@@ -164,7 +197,28 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if err != nil {
 		return err
 	}
+	targets.Seed = opts.seed
+	if opts.shard != "" {
+		shard, err := probe.ParseShard(opts.shard, opts.seed)
+		if err != nil {
+			return usageErrorf("--%v", err)
+		}
+		targets.Keep(shard.Contains)
+	}
+	resumed := 0
+	if opts.resume != "" {
+		done, err := readResume(opts.resume)
+		if err != nil {
+			return err
+		}
+		resumed = len(done)
+		targets.Keep(func(a netip.Addr) bool { return !done[a] })
+	}
 	if n := targets.CountUpTo(maxTargetsWithoutFlag); n == 0 {
+		if resumed > 0 {
+			fmt.Fprintf(stderr, "ofmprobe: %s already holds all %d hosts: nothing left to scan\n", opts.resume, resumed)
+			return nil
+		}
 		return usageErrorf("no targets left to scan after exclusions")
 	} else if n > maxTargetsWithoutFlag && !opts.allowLarge {
 		return usageErrorf("more than %d targets (at most %d addresses given); add --allow-large to scan them all", maxTargetsWithoutFlag, targets.UpperBound())
@@ -175,11 +229,19 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 		return err
 	}
 
+	if opts.concurrency < 0 {
+		return usageErrorf("--concurrency %d must be at least 1 (or 0 for the default)", opts.concurrency)
+	}
 	budget := opts.concurrency
+	if budget == 0 {
+		budget = autoConcurrency
+	}
 	if limit, err := probe.RaiseFileLimit(); err != nil {
 		fmt.Fprintf(stderr, "ofmprobe: warning: %v\n", err)
-	} else if b := probe.SocketBudget(opts.concurrency, limit); b < opts.concurrency {
-		fmt.Fprintf(stderr, "ofmprobe: concurrency lowered from %d to %d: the open-file limit is %d\n", opts.concurrency, b, limit)
+	} else if b := probe.SocketBudget(budget, limit); b < budget {
+		if opts.concurrency != 0 {
+			fmt.Fprintf(stderr, "ofmprobe: concurrency lowered from %d to %d: the open-file limit is %d\n", opts.concurrency, b, limit)
+		}
 		budget = b
 	}
 	scanner, err := probe.NewScanner(probe.Options{
@@ -193,6 +255,7 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 		EPM:         catalog.Uses(profiles, "epm"),
 		Credentials: creds,
 		ReadLog:     opts.readLog,
+		Rate:        opts.rate,
 	})
 	if err != nil {
 		return usageErrorf("%v", err)
@@ -208,7 +271,7 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 		Options: report.RunOptions{
 			Ports: nonNil(ports), UDPPorts: nonNil(catalog.UDPPorts(profiles)), TimeoutMS: float64(opts.timeout) / float64(time.Millisecond), Retries: opts.retries,
 			UDPTimeoutMS: float64(opts.udpTimeout) / float64(time.Millisecond), UDPRetries: opts.udpRetries,
-			Concurrency: budget, PerHost: opts.perHost, OFMPort: opts.ofmPort,
+			Concurrency: budget, PerHost: opts.perHost, OFMPort: opts.ofmPort, Rate: opts.rate, Shard: opts.shard, Seed: opts.seed,
 		},
 	}
 	if err := w.Begin(run); err != nil {
@@ -221,16 +284,21 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	defer abort()
 	interrupted := watchSignals(abortCtx, scanner, abort, stderr, opts)
 
+	var bar *progress
+	if opts.stderrIsTerm && !opts.quiet {
+		bar = newProgress(stderr, int64(targets.CountUpTo(1<<62)))
+	}
 	var sum report.Summary
 	var baselineHosts []report.HostRecord
 	var writeErr error
-	stats := scanner.Run(abortCtx, targets.All(), func(h *probe.Host) {
+	stats := scanner.Run(abortCtx, targets.ScanOrder(), func(h *probe.Host) {
 		gradings := make([]catalog.Grading, len(profiles))
 		for i, p := range profiles {
 			gradings[i] = catalog.Grade(p, h)
 		}
 		rec := report.NewHostRecord(h, gradings)
 		sum.Add(rec)
+		bar.host(rec)
 		if opts.baseline != "" {
 			baselineHosts = append(baselineHosts, rec)
 		}
@@ -243,6 +311,10 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 			}
 		}
 	})
+	bar.finish()
+	if stats.Pushback > 0 {
+		fmt.Fprintf(stderr, "ofmprobe: the kernel refused sockets %d times (out of descriptors, buffers or ports): those probes waited and retried; the socket budget ended at %d\n", stats.Pushback, stats.Budget)
+	}
 	run.Finished = time.Now().UTC()
 	run.Interrupted = interrupted.Load() || stats.Stopped
 	if writeErr == nil {
@@ -305,7 +377,13 @@ func openOutput(opts scanOptions, stdout io.Writer) (io.Writer, func(ok bool) er
 		return stdout, func(bool) error { return nil }, nil
 	}
 	if report.Formats[opts.format] {
-		f, err := os.Create(opts.output)
+		create := os.Create
+		if opts.resume != "" {
+			create = func(name string) (*os.File, error) {
+				return os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+			}
+		}
+		f, err := create(opts.output)
 		if err != nil {
 			return nil, nil, fmt.Errorf("create output: %w", err)
 		}

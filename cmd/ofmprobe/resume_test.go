@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ofmprobe/ofmprobe/catalog"
+	"github.com/ofmprobe/ofmprobe/report"
+)
+
+// TestResume scans part of a range into an NDJSON report, damages it as a crash would (a half-written last line)
+// and as an aborted scan would (a host record marked aborted), and resumes over the whole range: every host must end
+// up in the file, none probed twice except the aborted one, and the report must read back whole.
+func TestResume(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "sweep.ndjson")
+	code, _, stderr := runCLI(t, "", "scan", "127.0.0.1-2", "--resume", out)
+	if code == exitUsage || stderr != "" {
+		t.Fatalf("first part: exit %d, stderr %q", code, stderr)
+	}
+	first, _ := os.ReadFile(out)
+	if n := bytes.Count(first, []byte(`"type":"host"`)); n != 2 {
+		t.Fatalf("first part wrote %d hosts, want 2", n)
+	}
+
+	// An aborted record for 127.0.0.3, then a line cut short.
+	var line map[string]any
+	for _, l := range strings.Split(string(first), "\n") {
+		if strings.Contains(l, `"type":"host"`) {
+			json.Unmarshal([]byte(l), &line)
+			break
+		}
+	}
+	host := line["host"].(map[string]any)
+	host["address"], host["aborted"] = "127.0.0.3", true
+	aborted, _ := json.Marshal(line)
+	f, _ := os.OpenFile(out, os.O_APPEND|os.O_WRONLY, 0)
+	f.Write(append(aborted, '\n'))
+	f.WriteString(`{"schema":1,"type":"host","host":{"address":"127.0.0.4","sta`)
+	f.Close()
+
+	code, _, stderr = runCLI(t, "", "scan", "127.0.0.1-4", "--resume", out)
+	if code == exitUsage || stderr != "" {
+		t.Fatalf("resume: exit %d, stderr %q (a progress line must not go to a stderr that is not a terminal)", code, stderr)
+	}
+	b, _ := os.ReadFile(out)
+	count := map[string]int{}
+	for i, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		var v struct {
+			Type string            `json:"type"`
+			Host report.HostRecord `json:"host"`
+		}
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatalf("line %d is not JSON (the cut line was not removed?): %q", i+1, l)
+		}
+		if v.Type == "host" {
+			count[v.Host.Address]++
+		}
+	}
+	want := map[string]int{"127.0.0.1": 1, "127.0.0.2": 1, "127.0.0.3": 2, "127.0.0.4": 1}
+	for a, n := range want {
+		if count[a] != n {
+			t.Errorf("%s has %d records, want %d (all: %v)", a, count[a], n, count)
+		}
+	}
+	doc, err := report.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Hosts) != 4 || doc.Summary.Hosts != 4 {
+		t.Fatalf("the resumed report reads back as %d hosts (summary %d), want 4", len(doc.Hosts), doc.Summary.Hosts)
+	}
+	for _, h := range doc.Hosts {
+		if h.Aborted {
+			t.Errorf("%s: the aborted record was kept over the resumed one", h.Address)
+		}
+	}
+
+	// Nothing left: a note, exit 0, the file untouched.
+	code, _, stderr = runCLI(t, "", "scan", "127.0.0.1-4", "--resume", out)
+	after, _ := os.ReadFile(out)
+	if code != exitPass || !strings.Contains(stderr, "already holds all 4 hosts") || !bytes.Equal(after, b) {
+		t.Errorf("resume of a finished report: exit %d, stderr %q, file changed %v", code, stderr, !bytes.Equal(after, b))
+	}
+
+	// A file that is not an ofmprobe report is refused, not appended to.
+	junk := filepath.Join(t.TempDir(), "junk.ndjson")
+	os.WriteFile(junk, []byte("hello\nworld\n"), 0o644)
+	code, _, stderr = runCLI(t, "", "scan", "127.0.0.1", "--resume", junk)
+	if code != exitUsage || !strings.Contains(stderr, "junk.ndjson:1 is not a line of an ofmprobe NDJSON report") {
+		t.Errorf("resume of a non-report: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestProgressLine renders the progress line into a buffer: hosts done of the total, the rate and the failures.
+func TestProgressLine(t *testing.T) {
+	var buf bytes.Buffer
+	p := newProgress(&buf, 2)
+	p.host(report.HostRecord{Profiles: []catalog.Grading{{Profile: "ofm-9.1", Grade: catalog.GradeFail}}})
+	p.host(report.HostRecord{Profiles: []catalog.Grading{{Profile: "ofm-9.1", Grade: catalog.GradePass}}})
+	p.finish()
+	got := buf.String()
+	for _, want := range []string{"1 failing", "(2/2", "hosts/"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("progress line %q does not show %q", got, want)
+		}
+	}
+	var off *progress // --quiet, or stderr not a terminal
+	off.host(report.HostRecord{})
+	off.finish()
+}
