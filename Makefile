@@ -7,7 +7,7 @@ BIN     := bin/ofmprobe
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LAB     := bash testdata/lab/lab.sh
 
-.PHONY: build scan test unit fuzz lab-up lab-down lab-status clean
+.PHONY: build scan test unit fuzz bench gobench lab-up lab-down lab-status clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/ofmprobe
@@ -31,6 +31,16 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 	  done; \
 	done
+
+# Timed sweeps of the lab /20 and /16 against nmap and nbtscan, scored against the lab's truth; writes BENCHMARKS.md
+# (about 30 minutes: nmap takes about 5 of them per /20 run). As root, with the lab up.
+bench: lab-up
+	bash testdata/lab/benchmarks.sh
+
+# The codec, grading and writer benchmarks (testing.B); no root, no lab. (The NBSTAT socket benchmarks send UDP to
+# a responder on 127.0.0.1.)
+gobench:
+	$(GO) test -run '^$$' -bench . -benchmem ./probe/... ./catalog/ ./report/
 
 lab-up:
 	$(LAB) up
