@@ -67,14 +67,16 @@ func (h *Host) portProto(port int, proto string) (PortResult, bool) {
 func (h *Host) Unreachable() bool {
 	probed := false
 	for _, p := range h.Ports {
-		probed = true
 		switch p.State {
 		case StateFiltered, StateUnreachable, StateOpenFiltered:
+			probed = true
+		case StateError:
+			// This machine failed to probe the port: neither an answer nor silence.
 		default:
 			return false
 		}
 	}
-	if h.NetBIOS != nil {
+	if h.NetBIOS != nil && h.NetBIOS.State != StateError {
 		probed = true
 		if h.NetBIOS.State != NBSilent && h.NetBIOS.State != NBUnreachable {
 			return false
@@ -110,7 +112,7 @@ func (h *Host) Observe(c catalog.Check) catalog.Observation {
 		case h.NetBIOS == nil:
 			return catalog.Observation{Skipped: "node status was not asked"}
 		}
-		return catalog.Observation{State: h.NetBIOS.State, Evidence: h.NetBIOS.Evidence}
+		return stepObservation(h.NetBIOS.State, h.NetBIOS.Evidence)
 	case "nbss":
 		if h.netbiosSkipped != "" {
 			return catalog.Observation{Skipped: h.netbiosSkipped}

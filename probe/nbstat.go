@@ -143,7 +143,9 @@ func nbstatDialFailure(err error) NodeStatus {
 	if st, done := udpErrorState(err); done {
 		return nbstatFinal(NodeStatus{}, st, err, 0)
 	}
-	return NodeStatus{State: NBSilent, Evidence: fmt.Sprintf("nbstat 137: could not send: %v", err)}
+	// This machine could not open a socket (out of descriptors after every retry, a cancelled scan): that says
+	// nothing about the host, so it must not read as silence.
+	return NodeStatus{State: StateError, Evidence: fmt.Sprintf("nbstat 137: not sent, this machine could not open a socket: %v", err)}
 }
 
 // fillNodeStatus copies what a node status answer says into the host's facts.

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ofmprobe/ofmprobe/catalog"
 )
 
 // TestPushbackShrinksBudget: the kernel refuses every tenth connect for want of descriptors. Every port must still
@@ -77,5 +80,22 @@ func TestValidateRate(t *testing.T) {
 		if _, err := NewScanner(Options{Ports: []int{445}, Timeout: time.Second, Concurrency: 1, PerHost: 1, Rate: r}); err == nil {
 			t.Errorf("rate %v accepted", r)
 		}
+	}
+}
+
+// TestLocalFailureIsNotSilence: when this machine cannot open sockets at all, node status is an error (a skip in
+// the grades), never "open|filtered", and the host is not called unreachable on the strength of it.
+func TestLocalFailureIsNotSilence(t *testing.T) {
+	s := newTestScanner(t, Options{NodeStatus: true, UDPTimeout: 50 * time.Millisecond, Concurrency: 8})
+	s.udpDialer = &scriptedDialer{script: func(int, string) error { return os.NewSyscallError("socket", syscall.EINVAL) }}
+	h := scanOne(t, s, "198.18.0.10")
+	if h.NetBIOS == nil || h.NetBIOS.State != StateError || !strings.Contains(h.NetBIOS.Evidence, "this machine could not open a socket") {
+		t.Fatalf("node status %+v, want an error blaming this machine", h.NetBIOS)
+	}
+	if o := h.Observe(catalog.Check{Kind: "nbstat", Port: 137}); o.Skipped == "" {
+		t.Errorf("a local failure graded as a state: %+v", o)
+	}
+	if h.Status == HostUnreachable {
+		t.Error("a host this machine could not probe is called unreachable")
 	}
 }

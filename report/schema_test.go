@@ -145,7 +145,7 @@ func TestSchemaVocabulary(t *testing.T) {
 		want  []string
 	}{
 		{"port.state", schema.Defs["port"].Properties["state"].Enum, strs(catalog.Kinds["tcp"], catalog.Kinds["udp"], []string{"error"})},
-		{"netbios.state", schema.Defs["netbios"].Properties["state"].Enum, strs(catalog.Kinds["nbstat"])},
+		{"netbios.state", schema.Defs["netbios"].Properties["state"].Enum, strs(catalog.Kinds["nbstat"], []string{"error"})},
 		{"session.state", schema.Defs["session"].Properties["state"].Enum, strs(catalog.Kinds["nbss"])},
 		{"grade", schema.Defs["grade"].Enum, strs(toStrings(gradeOrder))},
 		{"outcome", schema.Defs["outcome"].Enum, strs(toStrings(outcomeOrder))},
