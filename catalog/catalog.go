@@ -95,7 +95,7 @@ var Kinds = map[string][]string{
 	"nbss":     {"positive", "negative", "timeout", "protocol error", "closed", "filtered", "unreachable"},
 	"smb":      {"smb2", "smb1 only", "no common dialect", "session refused", "protocol error", "timeout", "closed", "filtered", "unreachable"},
 	"smb1":     {"disabled", "accepted"},
-	"share":    {"mounted", "missing", "access denied", "logon failure", "guest refused", "signing required", "refused", "protocol error", "timeout", "closed", "filtered", "unreachable"},
+	"share":    {"mounted", "missing", "access denied", "logon failure", "guest refused", "signing required", "refused", "session refused", "protocol error", "timeout", "closed", "filtered", "unreachable"},
 	"file":     {"present", "missing", "access denied", "protocol error", "timeout", "unreachable"},
 	"ipc":      {"connected", "access denied", "logon failure", "guest refused", "signing required", "refused", "protocol error", "timeout", "closed", "filtered", "unreachable"},
 	"epm":      {"bound", "rejected", "protocol error", "timeout", "closed", "filtered", "unreachable"},

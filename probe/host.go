@@ -191,13 +191,14 @@ func (h *Host) observeSMB1() catalog.Observation {
 // observeShare answers the share, file and ipc checks from the share mount.
 func (h *Host) observeShare(c catalog.Check) catalog.Observation {
 	if h.Share == nil {
+		smb1Only := func(r *SMBResult) bool { return r != nil && r.State == SMBStateSMB1Only }
 		switch {
-		case h.SMB != nil && h.SMB.State == SMBStateSMB1Only:
+		case smb1Only(h.SMB) || smb1Only(h.SMB139):
 			return catalog.Observation{Skipped: "the host speaks only SMB1 and ofmprobe checks OFMLOG$ over SMB2: check it from an OFM console"}
+		case h.SMB139 != nil && h.SMB139.State != SMBStateSMB2:
+			return catalog.Observation{State: StateUnreachable, Evidence: fmt.Sprintf("%s: not attempted, no SMB2 server on 445 or over NetBIOS on 139: %s", c.Kind, h.SMB139.Evidence)}
 		case h.SMB != nil:
 			return catalog.Observation{State: StateUnreachable, Evidence: fmt.Sprintf("%s: not attempted, no SMB2 server on 445: %s", c.Kind, h.SMB.Evidence)}
-		case h.SMB139 != nil:
-			return catalog.Observation{Skipped: "ofmprobe mounts OFMLOG$ over TCP 445 only, which did not answer; SMB over 139: " + h.SMB139.State}
 		}
 		return catalog.Observation{Skipped: "the share check was not run"}
 	}

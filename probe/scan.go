@@ -211,7 +211,7 @@ func (s *Scanner) hostLimit() int {
 	return min(s.opts.Concurrency, max(16, 2*s.opts.Concurrency/s.opts.PerHost))
 }
 
-// probeHost runs every step for one host, in two phases. First, in parallel under the per-host cap, the TCP
+// probeHost runs every step for one host, in phases. First, in parallel under the per-host cap, the TCP
 // connects, the UDP ports and the NetBIOS node status. Then the steps that depend on them: the NetBIOS session on 139
 // only when 139 is open, to the name node status gave. A panic in any step becomes an internal status on the host; the
 // facts found before it are kept and the scan goes on.
@@ -315,6 +315,12 @@ func (s *Scanner) probeHost(ctx context.Context, t Target) (h *Host) {
 		step("share mount", func() { r := s.shareCheck(ctx, t.Addr, 445, s.opts.Credentials); h.Share = &r })
 	}
 	wg.Wait()
+
+	// Fourth phase: the share check over NetBIOS on 139, when that is where the host speaks SMB2 (445 did not).
+	if s.opts.Share && h.Share == nil && h.SMB139 != nil && h.SMB139.State == SMBStateSMB2 {
+		step("share mount 139", func() { r := s.shareCheck139(ctx, t.Addr, name, s.opts.Credentials); h.Share = &r })
+		wg.Wait()
+	}
 	return h
 }
 

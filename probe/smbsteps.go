@@ -467,10 +467,46 @@ const shareStepBudget = 4
 // nil or has been disabled by logon failures), mounts OFMLOG$, stats OFMNT.LOG and OFMNT.ADR, reads the start of
 // OFMNT.ADR, and tree-connects IPC$. The connect has the scan timeout; everything after it shares a budget of
 // shareStepBudget timeouts, set both as the connection's deadline and as the context of every SMB call.
-func (s *Scanner) shareCheck(ctx context.Context, addr netip.Addr, port uint16, creds *Credentials) (r ShareResult) {
+func (s *Scanner) shareCheck(ctx context.Context, addr netip.Addr, port uint16, creds *Credentials) ShareResult {
+	open := func(ctx context.Context) (net.Conn, string, string) {
+		conn, err := s.dialTCP(ctx, addr, port)
+		if err != nil {
+			return nil, dialFailureState(err), s.connectFailure(err)
+		}
+		return conn, "", ""
+	}
+	return s.shareCheckOn(ctx, addr, int(port), open, creds)
+}
+
+// shareCheck139 is the "share mount" step over a NetBIOS session on TCP 139, as NT-era hosts serve SMB: it requests
+// a session to calledName (the name SMB over 139 answered to) and then runs the same check on it. After a positive
+// session response, SMB messages travel in NetBIOS session messages, whose 4-byte header (type 0, then the length)
+// is the direct-TCP header for every frame shorter than 128 KiB, which is all this check exchanges; go-smb2 needs no
+// other transport.
+func (s *Scanner) shareCheck139(ctx context.Context, addr netip.Addr, calledName string, creds *Credentials) ShareResult {
+	names := calledNames(calledName)
+	open := func(ctx context.Context) (net.Conn, string, string) {
+		state, evidence := "", ""
+		for _, name := range names {
+			conn, st, ev := s.openSession(ctx, addr, name)
+			if conn != nil {
+				return conn, "", ""
+			}
+			state, evidence = st, ev
+			if st != SMBStateSessionRefused {
+				break
+			}
+		}
+		return nil, state, evidence
+	}
+	return s.shareCheckOn(ctx, addr, int(s.nbssPort), open, creds)
+}
+
+// shareCheckOn runs the share check on the connection open gives.
+func (s *Scanner) shareCheckOn(ctx context.Context, addr netip.Addr, port int, open smbOpen, creds *Credentials) (r ShareResult) {
 	start := time.Now()
 	outcome := logonUnknown
-	r = ShareResult{Port: int(port), Share: smb.DefaultShare, Login: "guest", Step: "connect"}
+	r = ShareResult{Port: port, Share: smb.DefaultShare, Login: "guest", Step: "connect"}
 	prefix := fmt.Sprintf("share mount %d", port)
 	defer func() { r.Duration = time.Since(start) }()
 
@@ -491,10 +527,9 @@ func (s *Scanner) shareCheck(ctx context.Context, addr netip.Addr, port uint16, 
 		}
 	}
 
-	conn, err := s.dialTCP(ctx, addr, port)
-	if err != nil {
-		r.State, r.Evidence = dialFailureState(err), prefix+": "+s.connectFailure(err)
-		r.Evidence = withNote(r.Evidence, r.CredentialsNote)
+	conn, state, evidence := open(ctx)
+	if conn == nil {
+		r.State, r.Evidence = state, withNote(prefix+": "+evidence, r.CredentialsNote)
 		return r
 	}
 	defer conn.Close()

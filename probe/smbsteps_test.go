@@ -665,6 +665,14 @@ func TestStepsEndCleanly(t *testing.T) {
 			shareStepBudget * timeout, 3 * shareStepBudget * timeout, true},
 		{"share mount, hostile", short, func(p uint16) string { return s.shareCheck(ctx, loopback, p, nil).State }, 0, 3 * timeout, false},
 		{"share mount, client panic", kerberos, func(p uint16) string { return s.shareCheck(ctx, loopback, p, nil).State }, 0, 3 * timeout, false},
+		{"share mount 139, silent", nbssThen(func(string) bool { return true }, silent), func(p uint16) string {
+			s.nbssPort = p
+			return s.shareCheck139(ctx, loopback, "", nil).State
+		}, shareStepBudget * timeout, 3 * shareStepBudget * timeout, true},
+		{"share mount 139, hostile", nbssThen(func(string) bool { return true }, short), func(p uint16) string {
+			s.nbssPort = p
+			return s.shareCheck139(ctx, loopback, "", nil).State
+		}, 0, 3 * timeout, false},
 	}
 	// Warm up what starts goroutines once per process (the resolver, crypto/rand, timers).
 	warm := startFake(t, short)
@@ -743,4 +751,20 @@ func FuzzReadSMBFrame(f *testing.F) {
 			t.Fatalf("bad frame % x from % x", b, in)
 		}
 	})
+}
+
+// TestShareCheck139Refused: when TCP 139 refuses a NetBIOS session to every name, the share check over 139 says so
+// and reaches no SMB step.
+func TestShareCheck139Refused(t *testing.T) {
+	f := startFake(t, nbssThen(func(string) bool { return false }, func(int, net.Conn) {}))
+	defer f.stop()
+	s := newTestScanner(t, Options{Ports: []int{139}})
+	s.nbssPort = f.port()
+	r := s.shareCheck139(context.Background(), loopback, "FILESRV", nil)
+	if r.State != SMBStateSessionRefused || r.Step != "connect" || r.Port != int(f.port()) || !strings.Contains(r.Evidence, "share mount") {
+		t.Errorf("got %+v, want session refused at connect", r)
+	}
+	if n := f.accepted.Load(); n != 2 {
+		t.Errorf("%d sessions requested, want 2 (FILESRV<20>, then *SMBSERVER)", n)
+	}
 }

@@ -131,9 +131,9 @@ var labTruth = map[string]labHost{
 	"198.18.0.10": host("ofm90", [4]string{"open", "open", "open", "open"}, nmbdUDP, "answered", "positive", "up", "warn", "warn"),
 	// NetBIOS dropped: OFM 9.0 fails (no name service, no session); 9.1 passes.
 	"198.18.0.11": host("ofm91 hardened", [4]string{"closed", "closed", "filtered", "open"}, [3]string{"closed", "open|filtered", "closed"}, "open|filtered", "", "up", "fail", "pass"),
-	// 445 dropped: 9.0 still has SMB over the NetBIOS session on 139, but ofmprobe mounts the share over 445 only,
-	// so 9.0 is not proven; 9.1 fails.
-	"198.18.0.12": host("drop445", [4]string{"closed", "closed", "open", "filtered"}, nmbdUDP, "answered", "positive", "up", "incomplete", "fail"),
+	// 445 dropped: 9.0 still has SMB over the NetBIOS session on 139, where the share mounts too (warn: UDP 138 cannot
+	// be proven open); 9.1 needs 445 and fails.
+	"198.18.0.12": host("drop445", [4]string{"closed", "closed", "open", "filtered"}, nmbdUDP, "answered", "positive", "up", "warn", "fail"),
 	"198.18.0.13": host("noshare", [4]string{"closed", "closed", "open", "open"}, nmbdUDP, "answered", "positive", "up", "fail", "fail"),
 	// OFMLOG$ refuses guests: without credentials both profiles fail (TestLabCredentials logs on).
 	"198.18.0.14": host("authshare", [4]string{"closed", "closed", "open", "open"}, nmbdUDP, "answered", "positive", "up", "fail", "fail"),
@@ -530,7 +530,7 @@ func requirement(h report.HostRecord, profile, id string) catalog.Result {
 // outcome and the words of the evidence a user reads.
 func TestLabSMBAndShare(t *testing.T) {
 	bin := needLab(t)
-	doc, _ := scanLabJSON(t, bin, "198.18.0.10,11,13,14,16,18,20,21")
+	doc, _ := scanLabJSON(t, bin, "198.18.0.10-14,16,18,20,21")
 	byAddr := map[string]report.HostRecord{}
 	for _, h := range doc.Hosts {
 		byAddr[h.Address] = h
@@ -548,6 +548,12 @@ func TestLabSMBAndShare(t *testing.T) {
 		{"198.18.0.10", "ofm-9.0", "smb1-disabled", catalog.Pass, []string{"SMB1 disabled"}},
 		{"198.18.0.10", "ofm-9.0", "rpc-endpoint-mapper", catalog.Pass, []string{"bind_ack"}},
 		{"198.18.0.11", "ofm-9.1", "ofmlog-share", catalog.Pass, []string{"mounted with a guest login"}},
+		// 445 dropped: SMB, the share, its files and IPC$ over the NetBIOS session on 139, as an NT-era host serves them.
+		{"198.18.0.12", "ofm-9.0", "smb-service", catalog.Pass, nil}, // the evidence: 445 filtered, then SMB 3.x over 139
+		{"198.18.0.12", "ofm-9.0", "ofmlog-share", catalog.Pass, []string{`share mount 139: \\198.18.0.12\OFMLOG$ mounted with a guest login`, "OFMNT.LOG present"}},
+		{"198.18.0.12", "ofm-9.0", "ofmnt-adr", catalog.Pass, []string{"OFMNT.ADR present"}},
+		{"198.18.0.12", "ofm-9.0", "ipc-share", catalog.Pass, []string{`IPC$: connected`}},
+		{"198.18.0.12", "ofm-9.1", "smb-direct", catalog.Fail, []string{"tcp 445: filtered"}},
 		{"198.18.0.13", "ofm-9.1", "ofmlog-share", catalog.Fail, []string{"no share of that name", "STATUS_BAD_NETWORK_NAME"}},
 		{"198.18.0.13", "ofm-9.1", "ofmnt-log", catalog.Fail, []string{"not checked, OFMLOG$ did not mount"}},
 		{"198.18.0.13", "ofm-9.0", "ipc-share", catalog.Pass, []string{`IPC$: connected`}},
