@@ -96,14 +96,25 @@ func (s *Scanner) smbNegotiate(ctx context.Context, addr netip.Addr, port uint16
 func (s *Scanner) smbNegotiate139(ctx context.Context, addr netip.Addr, calledName string) SMBResult {
 	r := SMBResult{Port: int(s.nbssPort)}
 	prefix := fmt.Sprintf("smb negotiate %d", s.nbssPort)
+	open := s.sessionOpener(addr, calledName, func(name netbios.Name) { r.Called = name.String() })
+	s.negotiate(ctx, &r, prefix, open, true)
+	return r
+}
+
+// sessionOpener opens connections that carry SMB over a NetBIOS session on TCP 139: it requests a session to
+// calledName (when known) and then to *SMBSERVER, moving on only when one is refused. Once a name is accepted,
+// later connections ask for that name alone (the SMB1 check reconnects), and accepted, if set, is told which.
+func (s *Scanner) sessionOpener(addr netip.Addr, calledName string, accepted func(netbios.Name)) smbOpen {
 	names := calledNames(calledName)
-	open := func(ctx context.Context) (net.Conn, string, string) {
+	return func(ctx context.Context) (net.Conn, string, string) {
 		state, evidence := "", ""
 		for _, name := range names {
 			conn, st, ev := s.openSession(ctx, addr, name)
 			if conn != nil {
-				names = []netbios.Name{name} // the SMB1 check asks for the name that worked
-				r.Called = name.String()
+				names = []netbios.Name{name}
+				if accepted != nil {
+					accepted(name)
+				}
 				return conn, "", ""
 			}
 			state, evidence = st, ev
@@ -113,8 +124,6 @@ func (s *Scanner) smbNegotiate139(ctx context.Context, addr netip.Addr, calledNa
 		}
 		return nil, state, evidence
 	}
-	s.negotiate(ctx, &r, prefix, open, true)
-	return r
 }
 
 // openSession connects to TCP 139 and requests a NetBIOS session to called. It returns the connection after a
@@ -484,22 +493,7 @@ func (s *Scanner) shareCheck(ctx context.Context, addr netip.Addr, port uint16, 
 // is the direct-TCP header for every frame shorter than 128 KiB, which is all this check exchanges; go-smb2 needs no
 // other transport.
 func (s *Scanner) shareCheck139(ctx context.Context, addr netip.Addr, calledName string, creds *Credentials) ShareResult {
-	names := calledNames(calledName)
-	open := func(ctx context.Context) (net.Conn, string, string) {
-		state, evidence := "", ""
-		for _, name := range names {
-			conn, st, ev := s.openSession(ctx, addr, name)
-			if conn != nil {
-				return conn, "", ""
-			}
-			state, evidence = st, ev
-			if st != SMBStateSessionRefused {
-				break
-			}
-		}
-		return nil, state, evidence
-	}
-	return s.shareCheckOn(ctx, addr, int(s.nbssPort), open, creds)
+	return s.shareCheckOn(ctx, addr, int(s.nbssPort), s.sessionOpener(addr, calledName, nil), creds)
 }
 
 // shareCheckOn runs the share check on the connection open gives.
