@@ -99,3 +99,18 @@ func TestLocalFailureIsNotSilence(t *testing.T) {
 		t.Error("a host this machine could not probe is called unreachable")
 	}
 }
+
+// TestRunLeavesNoWorkers: the step workers end with the run; a scan leaves no goroutine behind.
+func TestRunLeavesNoWorkers(t *testing.T) {
+	s := newTestScanner(t, Options{Ports: []int{135, 139, 445}, Concurrency: 128, PerHost: 3})
+	s.dialer = &scriptedDialer{hold: time.Millisecond, script: func(int, string) error { return nil }}
+	s.Run(context.Background(), addrs(10), func(*Host) {}) // warm up what starts once per process
+	before := settledGoroutines(0)
+	stats := s.Run(context.Background(), addrs(500), func(*Host) {})
+	if stats.Hosts != 500 {
+		t.Fatalf("%d hosts", stats.Hosts)
+	}
+	if n := settledGoroutines(before); n > before {
+		t.Errorf("%d goroutines after the run, %d before: the workers did not end", n, before)
+	}
+}
