@@ -300,3 +300,31 @@ func TestNetBIOSSkippedOnIPv6(t *testing.T) {
 }
 
 func catalogCheck(kind string, port int) catalog.Check { return catalog.Check{Kind: kind, Port: port} }
+
+// TestUDPPortsErrorsStayWithTheirPort: every UDP port of a host shares one socket, and an ICMP error about one port
+// also sets the socket's pending error, which the next send would report. Closed ports before and after a silent
+// and an answering one must not make those look closed.
+func TestUDPPortsErrorsStayWithTheirPort(t *testing.T) {
+	answering, _ := udpFake(t, func(int, []byte) [][]byte { return [][]byte{{0}} })
+	silent, _ := udpFake(t, func(int, []byte) [][]byte { return nil })
+	var closed []int
+	for range 3 {
+		pc, _ := net.ListenPacket("udp4", "127.0.0.1:0")
+		closed = append(closed, pc.LocalAddr().(*net.UDPAddr).Port)
+		pc.Close()
+	}
+	ports := []int{closed[0], silent, closed[1], answering, closed[2]}
+	s := newTestScanner(t, Options{UDPPorts: ports, UDPTimeout: 100 * time.Millisecond, UDPRetries: 2})
+	for range 5 {
+		h := scanOne(t, s, "127.0.0.1")
+		want := map[int]string{closed[0]: StateClosed, closed[1]: StateClosed, closed[2]: StateClosed, silent: StateOpenFiltered, answering: StateOpen}
+		for _, p := range h.Ports {
+			if p.State != want[p.Port] {
+				t.Fatalf("udp %d: %s (%s), want %s", p.Port, p.State, p.Evidence, want[p.Port])
+			}
+		}
+		if p, _ := h.UDPPort(silent); p.Attempts != 3 {
+			t.Errorf("silent port: %d attempts, want 3", p.Attempts)
+		}
+	}
+}

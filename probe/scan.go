@@ -266,8 +266,8 @@ func (s *Scanner) probeHost(ctx context.Context, t Target) (h *Host) {
 	for i, port := range s.ports {
 		step(fmt.Sprintf("tcp %d", port), func() { h.Ports[i] = s.tcpConnect(ctx, t.Addr, port) })
 	}
-	for i, port := range s.opts.UDPPorts {
-		step(fmt.Sprintf("udp %d", port), func() { h.Ports[len(s.ports)+i] = s.udpPort(ctx, t.Addr, port) })
+	if len(s.opts.UDPPorts) > 0 {
+		step("udp ports", func() { copy(h.Ports[len(s.ports):], s.udpPorts(ctx, t.Addr, s.opts.UDPPorts)) })
 	}
 	if s.opts.NodeStatus && ipv4 {
 		step("nbstat", func() {
