@@ -82,17 +82,37 @@ func (s *Scanner) pushedBack(ctx context.Context, tries int) bool {
 // dialTCP connects to addr:port within the scan timeout, paced by the rate limit. A connect the kernel refuses for
 // want of local resources waits and tries again (up to maxLocalRetries times) rather than failing the step.
 func (s *Scanner) dialTCP(ctx context.Context, addr netip.Addr, port uint16) (net.Conn, error) {
+	conn, _, err := s.dialTCPTimed(ctx, addr, port)
+	return conn, err
+}
+
+// dialTCPTimed is dialTCP that also returns how long the last connect took, the round trip a connect probe reports:
+// the rate limit's and pushback's waits are not in it.
+func (s *Scanner) dialTCPTimed(ctx context.Context, addr netip.Addr, port uint16) (net.Conn, time.Duration, error) {
 	target := netip.AddrPortFrom(addr, port).String()
 	for tries := 1; ; tries++ {
 		if err := s.pace(ctx); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
+		start := time.Now()
 		dctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 		conn, err := s.dialer.DialContext(dctx, "tcp", target)
+		rtt := time.Since(start)
 		cancel()
 		if err == nil || Classify(err) != StatusLocal || tries > maxLocalRetries || !s.pushedBack(ctx, tries) {
-			return conn, err
+			return conn, rtt, err
 		}
+	}
+}
+
+// tcpOpener opens plain TCP connections for an SMB exchange, or says why it could not.
+func (s *Scanner) tcpOpener(addr netip.Addr, port uint16) smbOpen {
+	return func(ctx context.Context) (net.Conn, string, string) {
+		conn, err := s.dialTCP(ctx, addr, port)
+		if err != nil {
+			return nil, dialFailureState(err), s.connectFailure(err)
+		}
+		return conn, "", ""
 	}
 }
 

@@ -78,14 +78,7 @@ type smbOpen func(ctx context.Context) (conn net.Conn, state, evidence string)
 func (s *Scanner) smbNegotiate(ctx context.Context, addr netip.Addr, port uint16) SMBResult {
 	r := SMBResult{Port: int(port)}
 	prefix := fmt.Sprintf("smb negotiate %d", port)
-	open := func(ctx context.Context) (net.Conn, string, string) {
-		conn, err := s.dialTCP(ctx, addr, port)
-		if err != nil {
-			return nil, dialFailureState(err), s.connectFailure(err)
-		}
-		return conn, "", ""
-	}
-	s.negotiate(ctx, &r, prefix, open, false)
+	s.negotiate(ctx, &r, prefix, s.tcpOpener(addr, port), false)
 	return r
 }
 
@@ -477,14 +470,7 @@ const shareStepBudget = 4
 // OFMNT.ADR, and tree-connects IPC$. The connect has the scan timeout; everything after it shares a budget of
 // shareStepBudget timeouts, set both as the connection's deadline and as the context of every SMB call.
 func (s *Scanner) shareCheck(ctx context.Context, addr netip.Addr, port uint16, creds *Credentials) ShareResult {
-	open := func(ctx context.Context) (net.Conn, string, string) {
-		conn, err := s.dialTCP(ctx, addr, port)
-		if err != nil {
-			return nil, dialFailureState(err), s.connectFailure(err)
-		}
-		return conn, "", ""
-	}
-	return s.shareCheckOn(ctx, addr, int(port), open, creds)
+	return s.shareCheckOn(ctx, addr, int(port), s.tcpOpener(addr, port), creds)
 }
 
 // shareCheck139 is the "share mount" step over a NetBIOS session on TCP 139, as NT-era hosts serve SMB: it requests

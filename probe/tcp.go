@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"syscall"
 	"time"
 )
@@ -42,19 +41,10 @@ const maxLocalRetries = 30
 // budget.
 func (s *Scanner) tcpConnect(ctx context.Context, addr netip.Addr, port int) PortResult {
 	r := PortResult{Port: port, Protocol: "tcp"}
-	target := net.JoinHostPort(addr.String(), strconv.Itoa(port))
-	timeouts, local := 0, 0
+	timeouts := 0
 	for {
-		if err := s.pace(ctx); err != nil {
-			r.State, r.Evidence = StateError, fmt.Sprintf("tcp %d: scan cancelled", port)
-			return r
-		}
 		r.Attempts++
-		start := time.Now()
-		dctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-		conn, err := s.dialer.DialContext(dctx, "tcp", target)
-		rtt := time.Since(start)
-		cancel()
+		conn, rtt, err := s.dialTCPTimed(ctx, addr, uint16(port))
 		if err == nil {
 			if tc, ok := conn.(*net.TCPConn); ok {
 				// Close with a reset: a connect probe leaves no TIME_WAIT behind, on either side.
@@ -92,15 +82,11 @@ func (s *Scanner) tcpConnect(ctx context.Context, addr netip.Addr, port int) Por
 				return r
 			}
 		case StatusLocal:
-			// This machine ran short (file descriptors, buffers, ports): wait and try again without counting it
-			// against the host.
+			// This machine ran short (file descriptors, buffers, ports) through every retry dialTCPTimed made:
+			// not an attempt on the host, and not a property of it.
 			r.Attempts--
-			local++
-			if local > maxLocalRetries {
-				r.State, r.Evidence = StateError, fmt.Sprintf("tcp %d: this machine ran out of resources: %v", port, err)
-				return r
-			}
-			s.pushedBack(ctx, local)
+			r.State, r.Evidence = StateError, fmt.Sprintf("tcp %d: this machine ran out of resources: %v", port, err)
+			return r
 		default:
 			r.State, r.Evidence = StateError, fmt.Sprintf("tcp %d: %v", port, err)
 			return r

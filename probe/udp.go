@@ -20,11 +20,7 @@ func (s *Scanner) udpPort(ctx context.Context, addr netip.Addr, port int) PortRe
 	r := PortResult{Port: port, Protocol: "udp"}
 	conn, err := s.dialUDP(ctx, addr, port)
 	if err != nil {
-		if st, done := udpErrorState(err); done {
-			return udpFinal(r, st, err, 0)
-		}
-		r.State, r.Evidence = StateError, fmt.Sprintf("udp %d: could not send: %v", port, err)
-		return r
+		return udpSendFailure(r, err)
 	}
 	defer conn.Close()
 	buf := make([]byte, 512)
@@ -51,6 +47,16 @@ func (s *Scanner) udpPort(ctx context.Context, addr netip.Addr, port int) PortRe
 	r.State = StateOpenFiltered
 	r.Evidence = fmt.Sprintf("udp %d: open|filtered, no answer and no ICMP error to %d %s of %s (no safe query exists for this port)",
 		port, r.Attempts, plural(r.Attempts, "datagram"), s.opts.UDPTimeout)
+	return r
+}
+
+// udpSendFailure is the result of a UDP port whose datagram could not be sent: the kernel's refusal when it says
+// something about the host (unreachable, a broadcast address), else an error of this machine.
+func udpSendFailure(r PortResult, err error) PortResult {
+	if st, done := udpErrorState(err); done {
+		return udpFinal(r, st, err, 0)
+	}
+	r.State, r.Evidence = StateError, fmt.Sprintf("udp %d: could not send: %v", r.Port, err)
 	return r
 }
 

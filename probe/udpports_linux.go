@@ -30,20 +30,16 @@ func (s *Scanner) udpPorts(ctx context.Context, addr netip.Addr, ports []int) []
 		results[i] = PortResult{Port: p, Protocol: "udp"}
 	}
 	sock, err := s.openUDPMulti(ctx, addr)
+	var rc syscall.RawConn
+	if err == nil {
+		defer sock.Close()
+		rc, err = sock.SyscallConn()
+	}
 	if err != nil {
 		for i := range results {
-			if st, done := udpErrorState(err); done {
-				results[i] = udpFinal(results[i], st, err, 0)
-			} else {
-				results[i].State, results[i].Evidence = StateError, fmt.Sprintf("udp %d: could not send: %v", ports[i], err)
-			}
+			results[i] = udpSendFailure(results[i], err)
 		}
 		return results
-	}
-	defer sock.Close()
-	rc, err := sock.SyscallConn()
-	if err != nil {
-		return s.udpPortsFailed(results, err)
 	}
 
 	sent := make([]time.Time, len(ports))
@@ -73,11 +69,7 @@ func (s *Scanner) udpPorts(ctx context.Context, addr netip.Addr, ports []int) []
 				werr = serr
 			}
 			if werr != nil {
-				if st, done := udpErrorState(werr); done {
-					results[i] = udpFinal(results[i], st, werr, 0)
-				} else {
-					results[i].State, results[i].Evidence = StateError, fmt.Sprintf("udp %d: could not send: %v", ports[i], werr)
-				}
+				results[i] = udpSendFailure(results[i], werr)
 				pending--
 			}
 		}
@@ -120,13 +112,6 @@ func (s *Scanner) udpPorts(ctx context.Context, addr netip.Addr, ports []int) []
 			results[i].Evidence = fmt.Sprintf("udp %d: open|filtered, no answer and no ICMP error to %d %s of %s (no safe query exists for this port)",
 				ports[i], results[i].Attempts, plural(results[i].Attempts, "datagram"), s.opts.UDPTimeout)
 		}
-	}
-	return results
-}
-
-func (s *Scanner) udpPortsFailed(results []PortResult, err error) []PortResult {
-	for i := range results {
-		results[i].State, results[i].Evidence = StateError, fmt.Sprintf("udp %d: could not send: %v", results[i].Port, err)
 	}
 	return results
 }

@@ -66,9 +66,10 @@ func readResume(path string) (map[netip.Addr]bool, error) {
 		if err != nil {
 			return nil, usageErrorf("--resume: %s:%d: bad address %q", path, n, l.Host.Address)
 		}
-		done[addr] = !l.Host.Aborted
 		if l.Host.Aborted {
-			delete(done, addr)
+			delete(done, addr) // the host's latest record decides
+		} else {
+			done[addr] = true
 		}
 	}
 }

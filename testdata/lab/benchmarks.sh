@@ -132,6 +132,18 @@ def score(tool, path, targets):
     ports = {}   # address -> {port: state}
     names = {}   # address -> (state, computer_name) for ofmprobe, computer name for nbtscan
     extra = dup = 0
+
+    def fresh(a, seen):
+        """Whether a is an address of the range not yet in seen; counts the others."""
+        nonlocal extra, dup
+        if a not in want:
+            extra += 1
+            return False
+        if a in seen:
+            dup += 1
+            return False
+        return True
+
     if tool == "ofmprobe":
         with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -145,11 +157,7 @@ def score(tool, path, targets):
                     continue
                 h = rec.get("host") or {}
                 a = h.get("address")
-                if a not in want:
-                    extra += 1
-                    continue
-                if a in ports:
-                    dup += 1
+                if not fresh(a, ports):
                     continue
                 ports[a] = {p.get("port"): p.get("state") for p in h.get("ports") or [] if p.get("protocol") == "tcp"}
                 nb = h.get("netbios") or {}
@@ -161,11 +169,7 @@ def score(tool, path, targets):
                 if not m:
                     continue
                 a, rest = m.group(1), m.group(2)
-                if a not in want:
-                    extra += 1
-                    continue
-                if a in ports:
-                    dup += 1
+                if not fresh(a, ports):
                     continue
                 fields = rest.split("\t")
                 st = {}
@@ -186,11 +190,7 @@ def score(tool, path, targets):
                 if not m:
                     continue
                 a = m.group(1)
-                if a not in want:
-                    extra += 1
-                    continue
-                if a in names:
-                    dup += 1
+                if not fresh(a, names):
                     continue
                 names[a] = m.group(2)
     else:
