@@ -583,6 +583,13 @@ func TestLabSMBAndShare(t *testing.T) {
 			}
 		}
 	}
+	// SMB over 139 needs the NetBIOS session: where the session step already failed (garbage on 139, a tarpit), that
+	// failure is SMB over 139's answer, without another connection.
+	for addr, state := range map[string]string{"198.18.0.18": "protocol error", "198.18.0.16": "timeout"} {
+		if r := byAddr[addr].SMB139; r == nil || r.State != state || !strings.Contains(r.Evidence, "not attempted, the NetBIOS session it needs failed") {
+			t.Errorf("%s: smb over 139 %+v, want %s from the failed session", addr, r, state)
+		}
+	}
 	// A silent host costs its steps' timeouts, in parallel: about two 1.5 s timeouts, never their sum.
 	if d := byAddr["198.18.0.16"].DurationMS; d > 3*1500+1000 {
 		t.Errorf("the tarpit took %.0f ms; its steps run in parallel and each is bounded by the 1.5 s timeout", d)
