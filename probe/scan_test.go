@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
+	"github.com/ofmprobe/ofmprobe/probe/targets"
 )
 
 func TestClassify(t *testing.T) {
@@ -262,8 +263,8 @@ func TestSchedulerBoundsSocketsAndPerHost(t *testing.T) {
 	s := newTestScanner(t, Options{Ports: []int{53, 135, 139, 445, 8080, 8081}, Concurrency: 7, PerHost: 2})
 	d := &scriptedDialer{hold: 5 * time.Millisecond, script: func(int, string) error { return nil }}
 	s.dialer = d
-	set := &TargetSet{}
-	must(t, (&TargetParser{}).Include(context.Background(), set, "198.18.0.0/26"))
+	set := &targets.Set{}
+	must(t, (&targets.Parser{}).Include(context.Background(), set, "198.18.0.0/26"))
 	var n int
 	s.Run(context.Background(), set.All(), func(h *Host) {
 		n++
@@ -290,8 +291,8 @@ func TestWorkerPanicBecomesInternal(t *testing.T) {
 			panic("injected fault")
 		}
 	}
-	set := &TargetSet{}
-	must(t, (&TargetParser{}).Include(context.Background(), set, "198.18.0.10-12"))
+	set := &targets.Set{}
+	must(t, (&targets.Parser{}).Include(context.Background(), set, "198.18.0.10-12"))
 	got := map[string]*Host{}
 	stats := s.Run(context.Background(), set.All(), func(h *Host) { got[h.Addr.String()] = h })
 	if len(got) != 3 || stats.Internal != 1 {
@@ -318,8 +319,8 @@ func TestStopKeepsFinishedHosts(t *testing.T) {
 			startedAfterStop.Add(1)
 		}
 	}
-	set := &TargetSet{}
-	must(t, (&TargetParser{}).Include(context.Background(), set, "198.18.16.0/20"))
+	set := &targets.Set{}
+	must(t, (&targets.Parser{}).Include(context.Background(), set, "198.18.16.0/20"))
 	var n int
 	stats := s.Run(context.Background(), set.All(), func(h *Host) {
 		n++

@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
+	"github.com/ofmprobe/ofmprobe/probe/targets"
 	"github.com/ofmprobe/ofmprobe/report"
 )
 
@@ -111,4 +114,33 @@ func TestProgressLine(t *testing.T) {
 	var off *progress // --quiet, or stderr not a terminal
 	off.host(report.HostRecord{})
 	off.finish()
+}
+
+// TestProgressTotal checks that the progress line's total never needs a walk of a huge target set: an IPv6 /64 gets
+// no total (the count stops at progressCountLimit) instead of a count of 2^64 addresses before the scan starts.
+func TestProgressTotal(t *testing.T) {
+	p := targets.Parser{}
+	for _, tc := range []struct {
+		expr string
+		want int64
+	}{
+		{"198.18.0.0/24", 256},
+		{"198.18.0.0/15", 131072},
+		{"2001:db8::/64", -1},
+	} {
+		set := &targets.Set{}
+		if err := p.Include(context.Background(), set, tc.expr); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan int64, 1)
+		go func() { done <- progressTotal(set, set.CountUpTo(maxTargetsWithoutFlag)) }()
+		select {
+		case got := <-done:
+			if got != tc.want {
+				t.Errorf("%s: progress total %d, want %d", tc.expr, got, tc.want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: counting for the progress line did not end", tc.expr)
+		}
+	}
 }

@@ -20,11 +20,12 @@ import (
 
 	"github.com/ofmprobe/ofmprobe/catalog"
 	"github.com/ofmprobe/ofmprobe/probe"
+	"github.com/ofmprobe/ofmprobe/probe/targets"
 	"github.com/ofmprobe/ofmprobe/report"
 )
 
 // resolver resolves target host names; nil is the system resolver. Tests replace it so that nothing leaves the machine.
-var resolver probe.Resolver
+var resolver targets.Resolver
 
 // maxTargetsWithoutFlag is the largest target set scanned without --allow-large.
 const maxTargetsWithoutFlag = 65536
@@ -193,17 +194,17 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 			return err
 		}
 	}
-	targets, err := parseTargets(ctx, opts, stdin)
+	set, err := parseTargets(ctx, opts, stdin)
 	if err != nil {
 		return err
 	}
-	targets.Seed = opts.seed
+	set.Seed = opts.seed
 	if opts.shard != "" {
-		shard, err := probe.ParseShard(opts.shard, opts.seed)
+		shard, err := targets.ParseShard(opts.shard, opts.seed)
 		if err != nil {
 			return usageErrorf("--%v", err)
 		}
-		targets.Keep(shard.Contains)
+		set.Keep(shard.Contains)
 	}
 	resumed := 0
 	if opts.resume != "" {
@@ -212,16 +213,17 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 			return err
 		}
 		resumed = len(done)
-		targets.Keep(func(a netip.Addr) bool { return !done[a] })
+		set.Keep(func(a netip.Addr) bool { return !done[a] })
 	}
-	if n := targets.CountUpTo(maxTargetsWithoutFlag); n == 0 {
+	n := set.CountUpTo(maxTargetsWithoutFlag)
+	if n == 0 {
 		if resumed > 0 {
 			fmt.Fprintf(stderr, "ofmprobe: %s already holds all %d hosts: nothing left to scan\n", opts.resume, resumed)
 			return nil
 		}
 		return usageErrorf("no targets left to scan after exclusions")
 	} else if n > maxTargetsWithoutFlag && !opts.allowLarge {
-		return usageErrorf("more than %d targets (at most %d addresses given); add --allow-large to scan them all", maxTargetsWithoutFlag, targets.UpperBound())
+		return usageErrorf("more than %d targets (at most %d addresses given); add --allow-large to scan them all", maxTargetsWithoutFlag, set.UpperBound())
 	}
 
 	creds, err := credentials(opts)
@@ -286,12 +288,12 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 
 	var bar *progress
 	if opts.stderrIsTerm && !opts.quiet {
-		bar = newProgress(stderr, int64(targets.CountUpTo(1<<62)))
+		bar = newProgress(stderr, progressTotal(set, n))
 	}
 	var sum report.Summary
 	var baselineHosts []report.HostRecord
 	var writeErr error
-	stats := scanner.Run(abortCtx, targets.ScanOrder(), func(h *probe.Host) {
+	stats := scanner.Run(abortCtx, set.ScanOrder(), func(h *probe.Host) {
 		gradings := make([]catalog.Grading, len(profiles))
 		for i, p := range profiles {
 			gradings[i] = catalog.Grade(p, h)
@@ -341,6 +343,22 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 		return &exitError{code: exitFail}
 	}
 	return nil
+}
+
+// progressCountLimit bounds the walk that counts the targets for the progress line: past it (an IPv6 /64, say) the
+// line shows hosts done and the rate without a total, rather than the scan waiting on the count.
+const progressCountLimit = 1 << 22
+
+// progressTotal is the progress line's total: n when the earlier bounded count was exact, else a count bounded by
+// progressCountLimit, or -1 (no total) past it.
+func progressTotal(set *targets.Set, n uint64) int64 {
+	if n <= maxTargetsWithoutFlag {
+		return int64(n)
+	}
+	if c := set.CountUpTo(progressCountLimit); c <= progressCountLimit {
+		return int64(c)
+	}
+	return -1
 }
 
 // watchSignals stops the scanner on the first SIGINT or SIGTERM and aborts it on the second.
@@ -521,9 +539,9 @@ func parsePorts(spec string, catalogPorts []int) ([]int, error) {
 }
 
 // parseTargets builds the target set from the arguments, the targets file and the exclusions.
-func parseTargets(ctx context.Context, opts scanOptions, stdin io.Reader) (*probe.TargetSet, error) {
-	p := probe.TargetParser{Resolver: resolver}
-	set := &probe.TargetSet{}
+func parseTargets(ctx context.Context, opts scanOptions, stdin io.Reader) (*targets.Set, error) {
+	p := targets.Parser{Resolver: resolver}
+	set := &targets.Set{}
 	if err := p.Include(ctx, set, opts.targets...); err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
@@ -546,8 +564,8 @@ func parseTargets(ctx context.Context, opts scanOptions, stdin io.Reader) (*prob
 	return set, nil
 }
 
-func readTargetFile(ctx context.Context, p *probe.TargetParser, path string, stdin io.Reader,
-	add func(context.Context, *probe.TargetSet, ...string) error, set *probe.TargetSet) error {
+func readTargetFile(ctx context.Context, p *targets.Parser, path string, stdin io.Reader,
+	add func(context.Context, *targets.Set, ...string) error, set *targets.Set) error {
 	r, name := stdin, "stdin"
 	if path != "-" {
 		f, err := os.Open(path)

@@ -1,4 +1,4 @@
-package probe
+package targets
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 // TestScanOrderVisitsEveryAddressOnce: the scattered order of several ranges, with exclusions and overlaps, holds
 // exactly the addresses of the plain order, and mixes the blocks of a range (no long run inside one /22).
 func TestScanOrderVisitsEveryAddressOnce(t *testing.T) {
-	var p TargetParser
+	var p Parser
 	for _, seed := range []uint64{0, 1, 99} {
-		set := &TargetSet{Seed: seed}
+		set := &Set{Seed: seed}
 		if err := p.Include(context.Background(), set, "198.18.16.0/20", "198.18.16.5-198.18.40.7", "198.18.0.1", "2001:db8::/118", "198.19.0-1.1,3,5"); err != nil {
 			t.Fatal(err)
 		}

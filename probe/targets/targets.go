@@ -1,4 +1,4 @@
-package probe
+package targets
 
 import (
 	"bufio"
@@ -42,9 +42,17 @@ type spec interface {
 
 // TargetSet is the scan's targets after exclusions. It walks its addresses lazily: memory depends on the number of
 // expressions, not on the number of addresses.
-type TargetSet struct {
+type Set struct {
 	include []spec
 	exclude []spec
+	// firstPoint indexes the addresses that expressions name one by one (a single address, a host name's
+	// addresses): the first include expression that names each. wide lists the other include expressions, and
+	// excludePoints and excludeWide split the exclusions the same way. Membership tests then cost a map lookup plus
+	// one test per range expression, so a file of 20,000 single addresses is not quadratic.
+	firstPoint    map[netip.Addr]int
+	wide          []int
+	excludePoints map[netip.Addr]struct{}
+	excludeWide   []spec
 	// keep are filters every address must pass: the shard, the hosts a resumed report already holds.
 	keep []func(netip.Addr) bool
 	// Seed keys the scattered scan order of ScanOrder.
@@ -52,9 +60,9 @@ type TargetSet struct {
 }
 
 // Keep adds a filter: All yields only the addresses every filter keeps.
-func (s *TargetSet) Keep(f func(netip.Addr) bool) { s.keep = append(s.keep, f) }
+func (s *Set) Keep(f func(netip.Addr) bool) { s.keep = append(s.keep, f) }
 
-func (s *TargetSet) kept(a netip.Addr) bool {
+func (s *Set) kept(a netip.Addr) bool {
 	for _, f := range s.keep {
 		if !f(a) {
 			return false
@@ -69,38 +77,38 @@ type Resolver interface {
 }
 
 // TargetParser turns target expressions into a TargetSet.
-type TargetParser struct {
+type Parser struct {
 	// Resolver resolves host names; nil means net.DefaultResolver.
 	Resolver Resolver
 }
 
 // TargetError is a target expression that cannot be used, with where it came from.
-type TargetError struct {
+type ParseError struct {
 	Source string // "", or "FILE:LINE"
 	Expr   string
 	Err    error
 }
 
-func (e *TargetError) Error() string {
+func (e *ParseError) Error() string {
 	if e.Source != "" {
 		return fmt.Sprintf("%s: bad target %q: %v", e.Source, e.Expr, e.Err)
 	}
 	return fmt.Sprintf("bad target %q: %v", e.Expr, e.Err)
 }
 
-func (e *TargetError) Unwrap() error { return e.Err }
+func (e *ParseError) Unwrap() error { return e.Err }
 
 // Parse parses one target expression: an IPv4 or IPv6 address, a CIDR prefix, a range (198.18.0.10-20 or
 // 198.18.0.10-198.18.1.5), an octet range (198.18.0-3.1-254, with lists like 1,5,7-9 and * for 0-255), or a host name.
-func (p *TargetParser) Parse(ctx context.Context, expr string) (spec, error) {
+func (p *Parser) Parse(ctx context.Context, expr string) (spec, error) {
 	s, err := p.parse(ctx, strings.TrimSpace(expr))
 	if err != nil {
-		return nil, &TargetError{Expr: expr, Err: err}
+		return nil, &ParseError{Expr: expr, Err: err}
 	}
 	return s, nil
 }
 
-func (p *TargetParser) parse(ctx context.Context, expr string) (spec, error) {
+func (p *Parser) parse(ctx context.Context, expr string) (spec, error) {
 	if expr == "" {
 		return nil, errors.New("empty")
 	}
@@ -273,7 +281,7 @@ func octetValue(s string) (int, error) {
 }
 
 // resolve looks a host name up and keeps every address with the name.
-func (p *TargetParser) resolve(ctx context.Context, name string) (spec, error) {
+func (p *Parser) resolve(ctx context.Context, name string) (spec, error) {
 	if len(name) > 253 || strings.ContainsAny(name, " \t/\\@") {
 		return nil, errors.New("not an address, range or host name")
 	}
@@ -459,32 +467,78 @@ func (s nameSpec) contains(a netip.Addr) bool {
 func (s nameSpec) size() uint64 { return uint64(len(s.addrs)) }
 
 // Include adds target expressions to the set.
-func (p *TargetParser) Include(ctx context.Context, set *TargetSet, exprs ...string) error {
+func (p *Parser) Include(ctx context.Context, set *Set, exprs ...string) error {
 	for _, e := range exprs {
 		s, err := p.Parse(ctx, e)
 		if err != nil {
 			return err
 		}
-		set.include = append(set.include, s)
+		set.addInclude(s)
 	}
 	return nil
 }
 
 // Exclude removes target expressions from the set.
-func (p *TargetParser) Exclude(ctx context.Context, set *TargetSet, exprs ...string) error {
+func (p *Parser) Exclude(ctx context.Context, set *Set, exprs ...string) error {
 	for _, e := range exprs {
 		s, err := p.Parse(ctx, e)
 		if err != nil {
 			return err
 		}
-		set.exclude = append(set.exclude, s)
+		set.addExclude(s)
 	}
 	return nil
 }
 
+// points returns the addresses a spec names one by one, or false for a range expression.
+func points(s spec) ([]netip.Addr, bool) {
+	switch s := s.(type) {
+	case rangeSpec:
+		if s.lo == s.hi {
+			return []netip.Addr{s.lo}, true
+		}
+	case nameSpec:
+		return s.addrs, true
+	}
+	return nil, false
+}
+
+func (s *Set) addInclude(sp spec) {
+	i := len(s.include)
+	s.include = append(s.include, sp)
+	addrs, ok := points(sp)
+	if !ok {
+		s.wide = append(s.wide, i)
+		return
+	}
+	if s.firstPoint == nil {
+		s.firstPoint = make(map[netip.Addr]int)
+	}
+	for _, a := range addrs {
+		if _, seen := s.firstPoint[a]; !seen {
+			s.firstPoint[a] = i
+		}
+	}
+}
+
+func (s *Set) addExclude(sp spec) {
+	s.exclude = append(s.exclude, sp)
+	addrs, ok := points(sp)
+	if !ok {
+		s.excludeWide = append(s.excludeWide, sp)
+		return
+	}
+	if s.excludePoints == nil {
+		s.excludePoints = make(map[netip.Addr]struct{})
+	}
+	for _, a := range addrs {
+		s.excludePoints[a] = struct{}{}
+	}
+}
+
 // ReadFile reads target expressions, one per line, from r; '#' starts a comment and blank lines are skipped. Errors
 // name the source and line.
-func (p *TargetParser) ReadFile(ctx context.Context, r io.Reader, source string, add func(context.Context, *TargetSet, ...string) error, set *TargetSet) error {
+func (p *Parser) ReadFile(ctx context.Context, r io.Reader, source string, add func(context.Context, *Set, ...string) error, set *Set) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	line := 0
@@ -496,7 +550,7 @@ func (p *TargetParser) ReadFile(ctx context.Context, r io.Reader, source string,
 		}
 		for _, field := range strings.Fields(text) {
 			if err := add(ctx, set, field); err != nil {
-				var te *TargetError
+				var te *ParseError
 				if errors.As(err, &te) {
 					te.Source = fmt.Sprintf("%s:%d", source, line)
 				}
@@ -511,17 +565,17 @@ func (p *TargetParser) ReadFile(ctx context.Context, r io.Reader, source string,
 }
 
 // Empty reports whether no target expression was given.
-func (s *TargetSet) Empty() bool { return len(s.include) == 0 }
+func (s *Set) Empty() bool { return len(s.include) == 0 }
 
 // All walks the targets in the order given, each address once and none excluded. An address that an earlier
 // expression already produced is skipped, so membership tests, not a set of seen addresses, keep memory flat.
-func (s *TargetSet) All() iter.Seq[Target] { return s.walk(false) }
+func (s *Set) All() iter.Seq[Target] { return s.walk(false) }
 
 // ScanOrder walks the same targets as All, each expression in the scattered order keyed by Seed (order.go): the
 // order a scan probes them in.
-func (s *TargetSet) ScanOrder() iter.Seq[Target] { return s.walk(true) }
+func (s *Set) ScanOrder() iter.Seq[Target] { return s.walk(true) }
 
-func (s *TargetSet) walk(scatter bool) iter.Seq[Target] {
+func (s *Set) walk(scatter bool) iter.Seq[Target] {
 	return func(yield func(Target) bool) {
 		for i, sp := range s.include {
 			seq := sp.all()
@@ -540,17 +594,26 @@ func (s *TargetSet) walk(scatter bool) iter.Seq[Target] {
 	}
 }
 
-func (s *TargetSet) seenBefore(i int, a netip.Addr) bool {
-	for _, earlier := range s.include[:i] {
-		if earlier.contains(a) {
+func (s *Set) seenBefore(i int, a netip.Addr) bool {
+	if j, ok := s.firstPoint[a]; ok && j < i {
+		return true
+	}
+	for _, j := range s.wide {
+		if j >= i {
+			break
+		}
+		if s.include[j].contains(a) {
 			return true
 		}
 	}
 	return false
 }
 
-func (s *TargetSet) excluded(a netip.Addr) bool {
-	for _, ex := range s.exclude {
+func (s *Set) excluded(a netip.Addr) bool {
+	if _, ok := s.excludePoints[a]; ok {
+		return true
+	}
+	for _, ex := range s.excludeWide {
 		if ex.contains(a) {
 			return true
 		}
@@ -560,7 +623,7 @@ func (s *TargetSet) excluded(a netip.Addr) bool {
 
 // CountUpTo counts the distinct targets, stopping once the count passes limit; it returns limit+1 in that case. The
 // walk is bounded by limit, so asking about a /8 costs no more than asking about limit addresses.
-func (s *TargetSet) CountUpTo(limit uint64) uint64 {
+func (s *Set) CountUpTo(limit uint64) uint64 {
 	var n uint64
 	for range s.All() {
 		n++
@@ -572,7 +635,7 @@ func (s *TargetSet) CountUpTo(limit uint64) uint64 {
 }
 
 // UpperBound is the number of addresses before exclusions and de-duplication, saturating.
-func (s *TargetSet) UpperBound() uint64 {
+func (s *Set) UpperBound() uint64 {
 	var n uint64
 	for _, sp := range s.include {
 		z := sp.size()

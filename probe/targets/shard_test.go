@@ -1,4 +1,4 @@
-package probe
+package targets
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 // seed would, and checks that every address is scanned by exactly one of them and the parts are even.
 func TestShardsCoverEveryAddressOnce(t *testing.T) {
 	targets := []string{"198.18.16.0/20", "2001:db8::/120"}
-	var p TargetParser
-	all := &TargetSet{}
+	var p Parser
+	all := &Set{}
 	if err := p.Include(context.Background(), all, targets...); err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestShardsCoverEveryAddressOnce(t *testing.T) {
 			seen := map[netip.Addr]int{}
 			sizes := make([]int, n)
 			for i := 1; i <= n; i++ {
-				set := &TargetSet{}
+				set := &Set{}
 				if err := p.Include(context.Background(), set, targets...); err != nil {
 					t.Fatal(err)
 				}
