@@ -1,4 +1,4 @@
-package probe
+package engine
 
 // fdReserve is the file descriptors kept back from the socket budget for the process itself: output files, the
 // resolver, standard streams, the runtime's own.

@@ -1,0 +1,214 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+	"golang.org/x/time/rate"
+
+	"github.com/ofmprobe/ofmprobe/probe/status"
+)
+
+// Dialer opens connections; tests replace the net.Dialer with fakes that fail in scripted ways.
+type Dialer interface {
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// Options are the engine's budgets and timings.
+type Options struct {
+	// Timeout bounds one connect attempt and one exchange on a connection; Retries is how many more attempts a
+	// silent connect gets.
+	Timeout time.Duration
+	Retries int
+	// UDPTimeout bounds one UDP try; UDPRetries is how many more tries a silent UDP query gets.
+	UDPTimeout time.Duration
+	UDPRetries int
+	// Sockets is the budget of sockets in flight across the scan.
+	Sockets int
+	// PerHost caps the steps in flight to one host.
+	PerHost int
+	// HostsInFlight bounds the hosts being probed at once (each is a small struct while it waits).
+	HostsInFlight int
+	// Rate caps new connections and datagrams per second across the scan; 0 means no cap.
+	Rate float64
+	// Dialer opens TCP connections; nil is a net.Dialer without keep-alives.
+	Dialer Dialer
+	// Datagram configures the shared UDP mux (its receive buffer).
+	Datagram DatagramConfig
+}
+
+// Validate checks the options and names the first bad one.
+func (o Options) Validate() error {
+	switch {
+	case o.Timeout <= 0:
+		return fmt.Errorf("timeout %s must be positive", o.Timeout)
+	case o.Retries < 0 || o.Retries > 10:
+		return fmt.Errorf("retries %d must be from 0 to 10", o.Retries)
+	case o.UDPTimeout <= 0:
+		return fmt.Errorf("UDP timeout %s must be positive", o.UDPTimeout)
+	case o.UDPRetries < 0 || o.UDPRetries > 10:
+		return fmt.Errorf("UDP retries %d must be from 0 to 10", o.UDPRetries)
+	case o.Sockets < 1:
+		return fmt.Errorf("concurrency %d must be at least 1", o.Sockets)
+	case o.PerHost < 1:
+		return fmt.Errorf("per-host cap %d must be at least 1", o.PerHost)
+	case o.HostsInFlight < 0:
+		return fmt.Errorf("hosts in flight %d must be at least 1 (or 0 for the default)", o.HostsInFlight)
+	case o.Rate < 0 || math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0):
+		return fmt.Errorf("rate %v must be a positive number of packets per second (or 0 for no cap)", o.Rate)
+	}
+	return nil
+}
+
+// maxLocalRetries bounds how often one operation waits out this machine's own resource shortages (EMFILE, ENOBUFS,
+// EADDRNOTAVAIL) before it is reported as an error of this machine rather than as a property of the host.
+const maxLocalRetries = 30
+
+// minBudget is the smallest socket budget pushback shrinks the scan to: below it a scan of any size would crawl.
+const minBudget = 32
+
+// shrinkInterval spaces budget cuts: one burst of EMFILE errors from probes started together is one signal, not many.
+const shrinkInterval = 100 * time.Millisecond
+
+// Env is what the engine hands every step: connections paced by the rate limit and retried through this machine's
+// own shortages, the shared datagram mux, and the scan's timings. A step reaches the network only through it.
+type Env struct {
+	opts    Options
+	dialer  Dialer
+	limiter *rate.Limiter
+
+	// sockets is the socket budget; budget is its size after pushback, debt the sockets still to be kept back to
+	// make a cut, lastShrink the time of the last cut in Unix nanoseconds, pushback the count of refusals.
+	sockets    *semaphore.Weighted
+	budget     atomic.Int64
+	debt       atomic.Int64
+	lastShrink atomic.Int64
+	pushback   atomic.Int64
+
+	mux muxState
+}
+
+// NewEnv returns an environment for the options, which must be valid.
+func NewEnv(opts Options) *Env {
+	e := &Env{opts: opts, dialer: opts.Dialer, sockets: semaphore.NewWeighted(int64(opts.Sockets))}
+	if e.dialer == nil {
+		// No keep-alives: a connect probe closes at once.
+		e.dialer = &net.Dialer{KeepAlive: -1}
+	}
+	e.budget.Store(int64(opts.Sockets))
+	if opts.Rate > 0 {
+		// A burst of 20 ms worth of packets (at least one) keeps the average at the cap without a timer per packet.
+		e.limiter = rate.NewLimiter(rate.Limit(opts.Rate), max(1, int(opts.Rate/50)))
+	}
+	return e
+}
+
+// Timeout is the bound of one connect or one exchange.
+func (e *Env) Timeout() time.Duration { return e.opts.Timeout }
+
+// Retries is how many more attempts a silent connect gets.
+func (e *Env) Retries() int { return e.opts.Retries }
+
+// UDPTimeout is the bound of one UDP try.
+func (e *Env) UDPTimeout() time.Duration { return e.opts.UDPTimeout }
+
+// UDPTries is how many datagrams a silent UDP query gets in all.
+func (e *Env) UDPTries() int { return e.opts.UDPRetries + 1 }
+
+// Pace waits for the rate limit, if one is set, before a connection attempt or a datagram.
+func (e *Env) Pace(ctx context.Context) error {
+	if e.limiter == nil {
+		return nil
+	}
+	return e.limiter.Wait(ctx)
+}
+
+// DialTCP connects to addr:port within the scan timeout, paced by the rate limit, and returns how long the last
+// connect took (the round trip a connect probe reports; the rate limit's and pushback's waits are not in it). A
+// connect the kernel refuses for want of local resources waits and tries again, up to maxLocalRetries times, rather
+// than failing the step.
+func (e *Env) DialTCP(ctx context.Context, addr netip.Addr, port uint16) (net.Conn, time.Duration, error) {
+	target := netip.AddrPortFrom(addr, port).String()
+	for tries := 1; ; tries++ {
+		if err := e.Pace(ctx); err != nil {
+			return nil, 0, err
+		}
+		start := time.Now()
+		dctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+		conn, err := e.dialer.DialContext(dctx, "tcp", target)
+		rtt := time.Since(start)
+		cancel()
+		if err == nil || status.Classify(err) != status.Local || tries > maxLocalRetries || !e.PushedBack(ctx, tries) {
+			return conn, rtt, err
+		}
+	}
+}
+
+// ConnectFailure words a failed connect: the errno, or the timeout that silence ran into.
+func (e *Env) ConnectFailure(err error) string {
+	if status.Classify(err) == status.Timeout {
+		return fmt.Sprintf("connect failed: no answer in %s", e.opts.Timeout)
+	}
+	return "connect failed: " + ErrnoText(err)
+}
+
+// acquire takes one socket from the budget.
+func (e *Env) acquire(ctx context.Context) error { return e.sockets.Acquire(ctx, 1) }
+
+// release returns one socket to the budget, unless the budget owes sockets after pushback: then the socket is kept
+// back for the rest of the run, which is how the budget shrinks without waiting for sockets in use to come back.
+func (e *Env) release() {
+	for {
+		d := e.debt.Load()
+		if d <= 0 {
+			e.sockets.Release(1)
+			return
+		}
+		if e.debt.CompareAndSwap(d, d-1) {
+			return
+		}
+	}
+}
+
+// PushedBack records that the kernel refused a socket for want of resources (EMFILE, ENFILE, ENOBUFS,
+// EADDRNOTAVAIL, ENOMEM) on the caller's tries-th local failure, shrinks the budget by an eighth (at most once per
+// shrinkInterval, never below minBudget), and waits before the caller tries again. It returns false when ctx ended.
+// The probe that met the error is not charged an attempt: the host did nothing.
+func (e *Env) PushedBack(ctx context.Context, tries int) bool {
+	e.pushback.Add(1)
+	now := time.Now().UnixNano()
+	last := e.lastShrink.Load()
+	if now-last >= int64(shrinkInterval) && e.lastShrink.CompareAndSwap(last, now) {
+		for {
+			b := e.budget.Load()
+			cut := b / 8
+			if b-cut < minBudget {
+				cut = b - minBudget
+			}
+			if cut <= 0 {
+				break
+			}
+			if e.budget.CompareAndSwap(b, b-cut) {
+				e.debt.Add(cut)
+				break
+			}
+		}
+	}
+	t := time.NewTimer(min(time.Duration(tries)*10*time.Millisecond, 200*time.Millisecond))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// close releases what the environment opened.
+func (e *Env) close() { e.closeMux() }

@@ -1,0 +1,276 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ofmprobe/ofmprobe/catalog"
+	"github.com/ofmprobe/ofmprobe/probe/status"
+	"github.com/ofmprobe/ofmprobe/probe/targets"
+)
+
+// The host statuses. Up: something answered, even if only with refusals. Unreachable: every probe met silence or an
+// unreachable answer. Internal: a probe failed inside ofmprobe (a bug); the facts gathered before it are kept.
+const (
+	HostUp          = "up"
+	HostUnreachable = "unreachable"
+	HostInternal    = "internal"
+)
+
+// PortResult is what one port's probe observed. The TCP and UDP steps return it; the engine reads it to tell whether
+// a host answered at all.
+type PortResult struct {
+	Port     int          `json:"port"`
+	Protocol string       `json:"protocol"`
+	State    status.State `json:"state"`
+	// RTT is the time the deciding attempt took: the connect for open, the refusal for closed.
+	RTT time.Duration `json:"-"`
+	// Attempts is how many connects or datagrams were sent; more than one only when earlier ones met silence.
+	Attempts int    `json:"attempts"`
+	Evidence string `json:"evidence"`
+}
+
+// Reach is what a step's result shows of whether the host is there.
+type Reach int
+
+// The reaches. None: the result says nothing (this machine failed, or the step did not run). Silent: silence or
+// an unreachable answer. Answered: the host (not a router for it) answered, even with a refusal.
+const (
+	ReachNone Reach = iota
+	ReachSilent
+	ReachAnswered
+)
+
+// Reacher is a result that says whether the host answered. Results that are not Reachers count as ReachNone.
+type Reacher interface{ Reach() Reach }
+
+// PortReporter is a result that carries port states.
+type PortReporter interface{ PortResults() []PortResult }
+
+// Reach classifies a port state.
+func (p PortResult) Reach() Reach {
+	switch p.State {
+	case status.Open, status.Closed:
+		return ReachAnswered
+	case status.Filtered, status.Unreachable, status.OpenFiltered:
+		return ReachSilent
+	}
+	return ReachNone
+}
+
+// PortResults makes a single port result a PortReporter.
+func (p PortResult) PortResults() []PortResult { return []PortResult{p} }
+
+// PortList is the result of a step that probes several ports (the UDP ports).
+type PortList []PortResult
+
+// PortResults returns the list.
+func (l PortList) PortResults() []PortResult { return l }
+
+// Reach is the best reach of the list's ports.
+func (l PortList) Reach() Reach {
+	r := ReachNone
+	for _, p := range l {
+		r = max(r, p.Reach())
+	}
+	return r
+}
+
+// Host is one target while it is probed and after: the results of its steps, in plan order. Between steps it is
+// only this struct; nothing of it holds a socket or a goroutine. It implements catalog.Facts.
+type Host struct {
+	targets.Target
+	Status   string
+	Started  time.Time
+	Duration time.Duration
+	// Aborted says the scan was aborted (a second Ctrl-C) while this host was probed: its later steps did not run.
+	Aborted bool
+	// Error is the internal failure behind HostInternal; Stack its goroutine stack, for debug output only.
+	Error string
+	Stack string
+
+	plan *Plan
+	// mu guards results and skipped: the scheduler writes a step's slot while other steps of the host read theirs.
+	mu      sync.Mutex
+	results []Result
+	skipped []string
+	ports   []PortResult
+}
+
+// NewHost returns a host whose results are given (nil for a step that did not run), for tests and for reading back
+// a report: results maps step names to results, skipped to the reasons steps did not run.
+func NewHost(p *Plan, t targets.Target, results map[string]Result, skipped map[string]string) *Host {
+	h := &Host{Target: t, plan: p, results: make([]Result, len(p.steps)), skipped: make([]string, len(p.steps))}
+	for name, r := range results {
+		if i, ok := p.index[name]; ok {
+			h.results[i] = r
+		}
+	}
+	for name, why := range skipped {
+		if i, ok := p.index[name]; ok {
+			h.skipped[i] = why
+		}
+	}
+	h.collectPorts()
+	return h
+}
+
+// Result returns the named step's result; false when the step is not in the plan, did not run, or has not finished.
+func (h *Host) Result(name string) (Result, bool) {
+	i, ok := h.plan.index[name]
+	if !ok {
+		return nil, false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.results[i]
+	return r, r != nil
+}
+
+// Skipped returns why the named step did not run: the reason its When gave, or that it is not in the plan.
+func (h *Host) Skipped(name string) (string, bool) {
+	i, ok := h.plan.index[name]
+	if !ok {
+		return "not in this scan's plan", true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.skipped[i], h.skipped[i] != ""
+}
+
+func (h *Host) set(i int, r Result) {
+	h.mu.Lock()
+	h.results[i] = r
+	h.mu.Unlock()
+}
+
+func (h *Host) skip(i int, why string) {
+	h.mu.Lock()
+	h.skipped[i] = why
+	h.mu.Unlock()
+}
+
+// collectPorts gathers the port results of finished steps, in plan order (TCP ports, then UDP).
+func (h *Host) collectPorts() {
+	h.ports = h.ports[:0]
+	for _, r := range h.results {
+		if pr, ok := r.(PortReporter); ok {
+			h.ports = append(h.ports, pr.PortResults()...)
+		}
+	}
+}
+
+// Ports lists every port result of a finished host.
+func (h *Host) Ports() []PortResult { return h.ports }
+
+// Port returns the result for a TCP port, if it was probed and has finished.
+func (h *Host) Port(port int) (PortResult, bool) { return h.portProto(port, "tcp") }
+
+// UDPPort returns the result for a UDP port, if it was probed and has finished.
+func (h *Host) UDPPort(port int) (PortResult, bool) { return h.portProto(port, "udp") }
+
+func (h *Host) portProto(port int, proto string) (PortResult, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.results {
+		switch r := r.(type) {
+		case PortResult:
+			if r.Port == port && r.Protocol == proto {
+				return r, true
+			}
+		case PortReporter:
+			for _, p := range r.PortResults() {
+				if p.Port == port && p.Protocol == proto {
+					return p, true
+				}
+			}
+		}
+	}
+	return PortResult{}, false
+}
+
+// Unreachable reports whether nothing answered: every step that learned anything met silence or an unreachable
+// answer. A refusal, an ICMP port unreachable or any reply means the host is there.
+func (h *Host) Unreachable() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	probed := false
+	for _, r := range h.results {
+		if rc, ok := r.(Reacher); ok {
+			switch rc.Reach() {
+			case ReachAnswered:
+				return false
+			case ReachSilent:
+				probed = true
+			}
+		}
+	}
+	return probed
+}
+
+// Observe returns what the host's probes saw for one check, from the step that answers the check's kind. A kind
+// whose step is not in the plan says why.
+func (h *Host) Observe(c catalog.Check) catalog.Observation {
+	if i, ok := h.plan.observer[c.Kind]; ok {
+		return h.plan.steps[i].Observe(h, c)
+	}
+	if why, ok := h.plan.left[c.Kind]; ok {
+		return catalog.Observation{Skipped: why}
+	}
+	return catalog.Observation{Skipped: fmt.Sprintf("no step of this scan answers %s checks", c.Kind)}
+}
+
+// NotOpen reports the state of a TCP port a step needs when it was probed and is not open: the step cannot run,
+// and its check's outcome is known without it ("smb 445: not attempted, tcp 445: filtered, ...").
+func (h *Host) NotOpen(kind string, port int) (catalog.Observation, bool) {
+	p, ok := h.Port(port)
+	if !ok || p.State == status.Open || p.State == status.Error {
+		return catalog.Observation{}, false
+	}
+	return catalog.Observation{State: string(p.State), Evidence: fmt.Sprintf("%s %d: not attempted, %s", kind, port, p.Evidence)}, true
+}
+
+// PortOpen returns a When that holds when the TCP port was found open.
+func PortOpen(port int) func(h *Host) (bool, string) {
+	return func(h *Host) (bool, string) {
+		p, ok := h.Port(port)
+		switch {
+		case !ok:
+			return false, fmt.Sprintf("tcp %d was not probed", port)
+		case p.State != status.Open:
+			return false, fmt.Sprintf("tcp %d is %s", port, p.State)
+		}
+		return true, ""
+	}
+}
+
+// IPv4 is a When for steps that run over IPv4 only (NetBIOS).
+func IPv4(h *Host) (bool, string) {
+	if h.Addr.Is4() {
+		return true, ""
+	}
+	return false, "NetBIOS runs over IPv4 only"
+}
+
+// All combines Whens: the step runs when every one holds, and the first that does not gives the reason.
+func All(whens ...func(h *Host) (bool, string)) func(h *Host) (bool, string) {
+	return func(h *Host) (bool, string) {
+		for _, w := range whens {
+			if ok, why := w(h); !ok {
+				return false, why
+			}
+		}
+		return true, ""
+	}
+}
+
+// StepObservation turns a step's state into an observation; an error state (cancelled, internal, this machine's
+// failure) is a skip, with the evidence as the reason.
+func StepObservation(state status.State, evidence string) catalog.Observation {
+	switch state {
+	case status.Error, "", status.Cancelled, status.Internal:
+		return catalog.Observation{Skipped: evidence}
+	}
+	return catalog.Observation{State: string(state), Evidence: evidence}
+}
