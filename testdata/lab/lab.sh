@@ -3,13 +3,18 @@
 # bridge, real Samba instances and small fake services (labd), all on
 # 198.18.0.0/15 with no route out of the lab. See README.md next to this file.
 #
-# usage: lab.sh install|up|down|status|exec CMD...   (as root)
+# usage: lab.sh install|up|down|status|slow on|off|status|exec CMD...   (as root)
 #
 # Environment:
 #   OFMLAB_DIR       state directory (default /run/ofmlab)
 #   OFMLAB_PASSWORD  lab-only password of the Samba user ofmlab (default Lab-Only-0fm!pw)
 #   OFMLAB_WAIT      seconds `up` waits for every daemon to listen (default 60)
 #   OFMLAB_LOSS      percentage of inbound UDP 137 datagrams host lossy drops at random (default 20)
+#   OFMLAB_LOSS2     percentage of all packets host lossy2 drops at random, in and out (default 30)
+#   OFMLAB_SLOW16    1: `up` switches the site /16 (198.19.0.0/16) to slow mode (`slow on`); 0: `up` switches it off;
+#                    unset: `up` leaves the mode as it is (a freshly built lab is not slow)
+#   OFMLAB_SLOW_MIN_MS, OFMLAB_SLOW_MAX_MS
+#                    slow mode's delay range in milliseconds, uniform (default 150 and 900)
 set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,6 +23,10 @@ OFMLAB_DIR=${OFMLAB_DIR:-/run/ofmlab}
 OFMLAB_PASSWORD=${OFMLAB_PASSWORD:-Lab-Only-0fm!pw}
 OFMLAB_WAIT=${OFMLAB_WAIT:-60}
 OFMLAB_LOSS=${OFMLAB_LOSS:-20}
+OFMLAB_LOSS2=${OFMLAB_LOSS2:-30}
+OFMLAB_SLOW16=${OFMLAB_SLOW16:-}
+OFMLAB_SLOW_MIN_MS=${OFMLAB_SLOW_MIN_MS:-150}
+OFMLAB_SLOW_MAX_MS=${OFMLAB_SLOW_MAX_MS:-900}
 
 NS_PREFIX=ofmlab-
 SWITCH=${NS_PREFIX}sw
@@ -28,7 +37,7 @@ BULK_RANGE=198.18.16.0/20
 # proportions (by /18 instead of /22), so a /16 sweep costs what sixteen /20 sweeps would.
 SITE_RANGE=198.19.0.0/16
 LAB_USER=ofmlab
-APT_PACKAGES=(samba smbclient nmap nbtscan nftables iproute2 procps time chromium)
+APT_PACKAGES=(samba smbclient nmap nbtscan nftables iptables iproute2 procps time chromium)
 # The scanner namespace's /etc/hosts: `ip netns exec` bind-mounts every file of
 # /etc/netns/NS over /etc, so the directory holds only the hosts file, whose
 # first line marks it as ours.
@@ -36,34 +45,47 @@ NETNS_ETC=/etc/netns/${SCANNER}
 NETNS_MARKER='# ofmprobe lab: /etc/hosts of the scanner namespace; written by lab.sh up, removed by lab.sh down'
 POLICY_CREATED=0 # 1 while a policy-rc.d written by this script exists
 
-# Every namespace except the switch, in start order, with its address on the bridge.
-HOSTS=(scan ofm90 ofm91 drop445 noshare authshare empty tarpit garbage lossy smb1only noguest bulk)
+# Every namespace except the switch, in start order, with its address (on the bridge, except for rtr2 and routed).
+HOSTS=(scan ofm90 ofm91 drop445 noshare authshare empty tarpit garbage lossy smb1only noguest lossy2 rtr1 rtr2 routed bulk)
 declare -A ADDR=(
 	[scan]=198.18.0.2 [ofm90]=198.18.0.10 [ofm91]=198.18.0.11 [drop445]=198.18.0.12
 	[noshare]=198.18.0.13 [authshare]=198.18.0.14 [empty]=198.18.0.15 [tarpit]=198.18.0.16
 	[garbage]=198.18.0.18 [lossy]=198.18.0.19 [smb1only]=198.18.0.20 [noguest]=198.18.0.21
+	[lossy2]=198.18.0.22 [rtr1]=198.18.0.30 [rtr2]=198.18.1.2 [routed]=198.18.2.10
 	[bulk]=198.18.0.250
 )
+# The routed segment: scan -> rtr1 (198.18.0.30 on the bridge; 198.18.1.1/30 on eth1) -> rtr2 (198.18.1.2/30 on
+# eth0; 198.18.2.1/24 on eth1, with the firewall) -> routed (198.18.2.10/24). rtr2 and routed are not on the bridge.
+ROUTED_NET=198.18.2.0/24
+LINK_NET=198.18.1.0/30
+OFF_BRIDGE=(rtr2 routed)
 # NetBIOS names of the Samba hosts (hosts absent here run no Samba).
 declare -A NBNAME=([ofm90]=OFM90 [ofm91]=OFM91 [drop445]=DROP445 [noshare]=NOSHARE [authshare]=AUTHSHARE
-	[lossy]=LOSSY [smb1only]=SMB1ONLY [noguest]=NOGUEST)
+	[lossy]=LOSSY [smb1only]=SMB1ONLY [noguest]=NOGUEST [lossy2]=LOSSY2 [routed]=ROUTED)
 # Hosts that run nmbd, so must answer a NetBIOS node status query.
-NMBD_HOSTS=(ofm90 drop445 noshare authshare lossy smb1only)
+NMBD_HOSTS=(ofm90 drop445 noshare authshare lossy smb1only lossy2 routed)
 # What must listen in each namespace before the lab counts as up.
 declare -A WANT_TCP=(
 	[ofm90]="53 135 139 445" [ofm91]="445" [drop445]="139 445" [noshare]="139 445"
 	[authshare]="139 445" [tarpit]="53 135 139 445" [garbage]="139 445" [lossy]="139 445"
-	[smb1only]="139 445" [noguest]="445" [bulk]="135 139 445"
+	[smb1only]="139 445" [noguest]="445" [lossy2]="139 445" [routed]="139 445" [bulk]="135 139 445"
 )
 declare -A WANT_UDP=([ofm90]="137 138" [drop445]="137 138" [noshare]="137 138" [authshare]="137 138"
-	[garbage]="137" [lossy]="137 138" [smb1only]="137 138" [bulk]="137")
+	[garbage]="137" [lossy]="137 138" [smb1only]="137 138" [lossy2]="137 138" [routed]="137 138" [bulk]="137")
 # Namespaces that carry an nftables table named "inet ofmlab".
-NFT_HOSTS=(ofm91 drop445 lossy bulk)
+NFT_HOSTS=(ofm91 drop445 lossy lossy2 rtr2 bulk)
 # The address and name the bulk node status responder must answer with before the lab counts as up.
 BULK_PROBE=198.18.16.1
 BULK_PROBE_NAME=BULK016001
 SITE_PROBE=198.19.0.1
 SITE_PROBE_NAME=BULK000001
+# Slow mode: every packet the bulk namespace sends from an address of SITE_RANGE (SYN-ACKs, RSTs, ICMP unreachables,
+# node status answers, FINs) goes through NFQUEUE SLOW_QUEUE to `labd -mode nfqdelay`, which holds it for a random
+# OFMLAB_SLOW_MIN_MS..OFMLAB_SLOW_MAX_MS before letting it go. This kernel's nftables has no `queue` expression (and
+# no netem), but the xtables NFQUEUE target works through iptables-nft. The state file holds "MIN MAX" while it is on.
+SLOW_QUEUE=16
+SLOW_RULE=(OUTPUT -s "$SITE_RANGE" -j NFQUEUE --queue-num "$SLOW_QUEUE")
+SLOW_STATE=slow16
 
 say() { printf 'lab: %s\n' "$*"; }
 warn() { printf 'lab: %s\n' "$*" >&2; }
@@ -102,7 +124,16 @@ check_env() {
 		die "OFMLAB_LOSS must be a whole percentage 0-100: $OFMLAB_LOSS"
 	fi
 	OFMLAB_LOSS=$((10#$OFMLAB_LOSS))
+	if ! [[ $OFMLAB_LOSS2 =~ ^[0-9]{1,3}$ ]] || ((10#$OFMLAB_LOSS2 > 99)); then
+		die "OFMLAB_LOSS2 must be a whole percentage 0-99: $OFMLAB_LOSS2"
+	fi
+	OFMLAB_LOSS2=$((10#$OFMLAB_LOSS2))
 	[[ $OFMLAB_WAIT =~ ^[0-9]+$ ]] || die "OFMLAB_WAIT must be a number of seconds: $OFMLAB_WAIT"
+	[[ -z $OFMLAB_SLOW16 || $OFMLAB_SLOW16 == 0 || $OFMLAB_SLOW16 == 1 ]] || die "OFMLAB_SLOW16 must be 0, 1 or unset: $OFMLAB_SLOW16"
+	[[ $OFMLAB_SLOW_MIN_MS =~ ^[0-9]{1,5}$ && $OFMLAB_SLOW_MAX_MS =~ ^[0-9]{1,5}$ ]] &&
+		((10#$OFMLAB_SLOW_MIN_MS <= 10#$OFMLAB_SLOW_MAX_MS)) ||
+		die "OFMLAB_SLOW_MIN_MS and OFMLAB_SLOW_MAX_MS must be milliseconds (0-99999), MIN <= MAX: $OFMLAB_SLOW_MIN_MS $OFMLAB_SLOW_MAX_MS"
+	OFMLAB_SLOW_MIN_MS=$((10#$OFMLAB_SLOW_MIN_MS)) OFMLAB_SLOW_MAX_MS=$((10#$OFMLAB_SLOW_MAX_MS))
 }
 
 # lab_lock serialises concurrent runs of this script.
@@ -128,7 +159,7 @@ dcerpcd_path() {
 
 missing_tools() {
 	local c
-	for c in smbd nmbd smbclient nmblookup smbpasswd testparm nmap nbtscan nft ip ss sysctl ps flock setsid timeout useradd; do
+	for c in smbd nmbd smbclient nmblookup smbpasswd testparm nmap nbtscan nft iptables ip ss sysctl ps flock setsid timeout useradd; do
 		command -v "$c" >/dev/null 2>&1 || printf '%s ' "$c"
 	done
 	# `command -v time` finds the shell keyword; the tests and bench.sh need GNU time.
@@ -274,7 +305,7 @@ write_smb_conf() {
 			;;
 		esac
 		case $name in
-		ofm90 | ofm91 | drop445 | lossy | smb1only | noguest)
+		ofm90 | ofm91 | drop445 | lossy | smb1only | noguest | lossy2 | routed)
 			cat <<-EOF
 
 				[OFMLOG\$]
@@ -380,6 +411,37 @@ write_nft() {
 				chain input {
 					type filter hook input priority 0; policy accept;
 					${rule}
+				}
+			}
+		EOF
+		;;
+	lossy2)
+		# numgen random mod 100 yields 0-99: "< 0" drops nothing.
+		cat >"$f" <<-EOF
+			# lossy2: ${OFMLAB_LOSS2} % of every packet is lost on eth0, in both directions, TCP included (OFMLAB_LOSS2).
+			# lo (lab.sh's own readiness check) is spared. ARP is not IP, so not in an inet table: the host stays there.
+			table inet ofmlab {
+				chain input {
+					type filter hook input priority 0; policy accept;
+					iifname "eth0" numgen random mod 100 < ${OFMLAB_LOSS2} drop
+				}
+				chain output {
+					type filter hook output priority 0; policy accept;
+					oifname "eth0" numgen random mod 100 < ${OFMLAB_LOSS2} drop
+				}
+			}
+		EOF
+		;;
+	rtr2)
+		cat >"$f" <<-'EOF'
+			# rtr2: the firewall in front of 198.18.2.0/24 (host routed). It answers for some ports itself.
+			table inet ofmlab {
+				chain forward {
+					type filter hook forward priority 0; policy accept;
+					ip daddr 198.18.2.0/24 tcp dport 135 drop
+					ip daddr 198.18.2.0/24 tcp dport 445 reject with icmp type admin-prohibited
+					ip daddr 198.18.2.0/24 tcp dport 139 reject with icmp type host-prohibited
+					# everything else, UDP 137 and 138 (to a real nmbd) included, is forwarded
 				}
 			}
 		EOF
@@ -497,6 +559,10 @@ build_network() {
 	for name in "${HOSTS[@]}"; do
 		ip netns add "$(ns "$name")"
 		ns_sysctls "$name"
+		if [[ " ${OFF_BRIDGE[*]} " == *" $name "* ]]; then
+			ip -n "$(ns "$name")" link set lo up
+			continue
+		fi
 		# The veth pair is created between the two lab namespaces directly:
 		# nothing ever exists in the root namespace.
 		ip -n "$(ns "$name")" link add eth0 type veth peer name "v-$name" netns "$SWITCH"
@@ -508,6 +574,7 @@ build_network() {
 	done
 	ip -n "$SCANNER" route add "$BULK_RANGE" via "${ADDR[bulk]}"
 	ip -n "$SCANNER" route add "$SITE_RANGE" via "${ADDR[bulk]}"
+	build_routed
 	# A lab LAN that gives up on ARP in 3 x 100 ms rather than 3 x 1 s: a connect to an address nobody owns then
 	# fails with EHOSTUNREACH well inside one probe timeout, so "unreachable" is deterministic rather than racing
 	# the kernel's 3-second ARP failure against the probe's own timeouts.
@@ -515,6 +582,31 @@ build_network() {
 	ip -n "$(ns bulk)" route add local "$BULK_RANGE" dev lo
 	ip -n "$(ns bulk)" route add local "$SITE_RANGE" dev lo
 	in_ns bulk sysctl -qw net.core.somaxconn=16384 net.ipv4.tcp_max_syn_backlog=32768
+}
+
+# build_routed wires the routed segment: scan -> rtr1 -> rtr2 (firewall) -> routed, with static routes both ways
+# and no default route anywhere.
+build_routed() {
+	local r1 r2 h
+	r1=$(ns rtr1) r2=$(ns rtr2) h=$(ns routed)
+	ip -n "$r1" link add eth1 type veth peer name eth0 netns "$r2"
+	ip -n "$r1" addr add 198.18.1.1/30 dev eth1
+	ip -n "$r1" link set eth1 up
+	ip -n "$r2" addr add "${ADDR[rtr2]}/30" dev eth0
+	ip -n "$r2" link set eth0 up
+	ip -n "$r2" link add eth1 type veth peer name eth0 netns "$h"
+	ip -n "$r2" addr add 198.18.2.1/24 dev eth1
+	ip -n "$r2" link set eth1 up
+	ip -n "$h" addr add "${ADDR[routed]}/24" dev eth0
+	ip -n "$h" link set eth0 up
+	in_ns rtr1 sysctl -qw net.ipv4.ip_forward=1
+	in_ns rtr2 sysctl -qw net.ipv4.ip_forward=1
+	ip -n "$SCANNER" route add "$LINK_NET" via "${ADDR[rtr1]}"
+	ip -n "$SCANNER" route add "$ROUTED_NET" via "${ADDR[rtr1]}"
+	ip -n "$r1" route add "$ROUTED_NET" via "${ADDR[rtr2]}"
+	ip -n "$r2" route add 198.18.0.0/24 via 198.18.1.1
+	ip -n "$h" route add 198.18.0.0/24 via 198.18.2.1
+	ip -n "$h" route add "$LINK_NET" via 198.18.2.1
 }
 
 # ---------------------------------------------------------------- daemons
@@ -544,16 +636,20 @@ start_samba() {
 	esac
 }
 
-# start_labd NAME MODE ADDR[,ADDR...] starts one labd in the host's namespace.
+# start_labd NAME MODE ADDR[,ADDR...] [FLAG...] starts one labd in the host's namespace (ADDR "" for a mode that
+# listens on nothing, such as nfqdelay).
 start_labd() {
 	local name=$1 mode=$2 listen=$3 h
+	shift 3
+	local extra=("$@")
+	[[ -z $listen ]] || extra=(-listen "$listen" "${extra[@]}")
 	h=$(hostdir "$name")
 	mkdir -p "$h/log" "$h/pid"
 	# The subshell execs, so nothing of this script stays behind as a parent.
 	# labd and the redirection both append to the log (O_APPEND), so runtime
 	# errors on stderr land next to labd's own lines.
 	# shellcheck disable=SC2094
-	(exec ip netns exec "$(ns "$name")" setsid "$OFMLAB_DIR/labd" -mode "$mode" -listen "$listen" \
+	(exec ip netns exec "$(ns "$name")" setsid "$OFMLAB_DIR/labd" -mode "$mode" "${extra[@]}" \
 		-pidfile "$h/pid/labd-$mode.pid" -log "$h/log/labd-$mode.log") \
 		9<&- </dev/null >>"$h/log/labd-$mode.log" 2>&1 &
 }
@@ -596,9 +692,9 @@ problems() {
 	local name from
 	for name in "${NMBD_HOSTS[@]}"; do
 		# lossy drops OFMLAB_LOSS % of the queries from the network on purpose
-		# (up to all of them): ask its nmbd over its own lo instead.
+		# (up to all of them), lossy2 OFMLAB_LOSS2 % of everything: ask their nmbd over their own lo instead.
 		from=scan
-		[[ $name == lossy ]] && from=lossy
+		[[ $name == lossy || $name == lossy2 ]] && from=$name
 		nbstat_ok "$from" "${ADDR[$name]}" "${NBNAME[$name]}" ||
 			printf '%s: no NetBIOS node status answer naming %s\n' "$name" "${NBNAME[$name]}"
 	done
@@ -640,6 +736,7 @@ local_problems() {
 		[[ $have == *" $(ns "$name") "* ]] || continue
 		in_ns "$name" nft list table inet ofmlab >/dev/null 2>&1 || printf '%s: nftables table inet ofmlab missing\n' "$name"
 	done
+	[[ $have != *" $(ns bulk) "* ]] || slow_problems
 	return 0
 }
 
@@ -667,6 +764,113 @@ wait_ready() {
 	die "up failed; the lab is left as is for debugging (lab.sh status, lab.sh down)"
 }
 
+# ---------------------------------------------------------------- slow mode of the site /16
+
+# slow_ipt ARGS... runs iptables (the nf_tables flavour when there is one) in the bulk namespace.
+slow_ipt() {
+	local ipt=iptables
+	command -v iptables-nft >/dev/null 2>&1 && ipt=iptables-nft
+	in_ns bulk "$ipt" -w 5 "$@"
+}
+
+slow_rule_present() { slow_ipt -C "${SLOW_RULE[@]}" >/dev/null 2>&1; }
+slow_pidfile() { printf '%s/pid/labd-nfqdelay.pid' "$(hostdir bulk)"; }
+
+# slow_delayer_pid prints the PID of the running nfqdelay labd, if it runs in the bulk namespace.
+slow_delayer_pid() {
+	local pid
+	pid=$(cat "$(slow_pidfile)" 2>/dev/null) || return 1
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	ip netns pids "$(ns bulk)" 2>/dev/null | grep -qx "$pid" || return 1
+	printf '%s' "$pid"
+}
+
+# slow_on starts the delayer, waits until it has bound the queue, then sends the site /16's packets through it.
+slow_on() {
+	local min=$OFMLAB_SLOW_MIN_MS max=$OFMLAB_SLOW_MAX_MS h log i
+	if [[ -e $OFMLAB_DIR/$SLOW_STATE ]]; then
+		if [[ $(cat "$OFMLAB_DIR/$SLOW_STATE") == "$min $max" ]] && slow_rule_present && slow_delayer_pid >/dev/null; then
+			say "slow mode already on (${min}-${max} ms)"
+			return 0
+		fi
+		slow_off
+	fi
+	h=$(hostdir bulk)
+	log=$h/log/labd-nfqdelay.log
+	local before=0
+	[[ -f $log ]] && before=$(wc -l <"$log")
+	start_labd bulk nfqdelay "" -queue "$SLOW_QUEUE" -delay-min "${min}ms" -delay-max "${max}ms"
+	for ((i = 0; i < 100; i++)); do
+		tail -n +"$((before + 1))" "$log" 2>/dev/null | grep -q 'bound to nfqueue' && slow_delayer_pid >/dev/null && break
+		sleep 0.05
+	done
+	if ! slow_delayer_pid >/dev/null; then
+		tail -n 20 "$log" >&2 || true
+		die "slow mode: labd -mode nfqdelay did not start; see $log"
+	fi
+	slow_rule_present || slow_ipt -A "${SLOW_RULE[@]}"
+	printf '%s %s\n' "$min" "$max" >"$OFMLAB_DIR/$SLOW_STATE"
+	say "slow mode on: every packet from $SITE_RANGE leaves ofmlab-bulk ${min}-${max} ms late (uniform)"
+}
+
+# slow_off takes the rule out first (no new packets are queued), then stops the delayer, which lets go of every
+# packet it still holds before it exits.
+slow_off() {
+	local i pid
+	for ((i = 0; i < 5; i++)); do
+		slow_rule_present || break
+		slow_ipt -D "${SLOW_RULE[@]}"
+	done
+	if pid=$(slow_delayer_pid); then
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.05
+		done
+		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+	fi
+	rm -f "$OFMLAB_DIR/$SLOW_STATE"
+	say "slow mode off"
+}
+
+# slow_problems prints what is inconsistent about the slow mode.
+slow_problems() {
+	if [[ -e $OFMLAB_DIR/$SLOW_STATE ]]; then
+		slow_rule_present || printf 'bulk: slow mode is on but the NFQUEUE rule is missing\n'
+		slow_delayer_pid >/dev/null || printf 'bulk: slow mode is on but labd -mode nfqdelay is not running\n'
+	else
+		slow_rule_present && printf 'bulk: NFQUEUE rule present but slow mode is off\n'
+	fi
+	return 0
+}
+
+cmd_slow() {
+	require_root
+	check_state_dir
+	check_env
+	local what=${1:-status}
+	case $what in
+	on | off)
+		lab_lock
+		# Slow mode's own inconsistencies are what on and off repair; anything else means the lab is not up.
+		[[ -n $(lab_namespaces) && -z $(local_problems | grep -v '^bulk: slow mode\|^bulk: NFQUEUE' || true) ]] ||
+			die "the lab is not up (lab.sh up first)"
+		"slow_$what"
+		;;
+	status)
+		if [[ -e $OFMLAB_DIR/$SLOW_STATE ]]; then
+			read -r min max <"$OFMLAB_DIR/$SLOW_STATE"
+			say "slow mode on: ${min}-${max} ms"
+			[[ -z $(slow_problems) ]] || { slow_problems; exit 1; }
+			return 0
+		fi
+		say "slow mode off"
+		exit 1
+		;;
+	*) die "usage: lab.sh slow on|off|status" ;;
+	esac
+}
+
 # ---------------------------------------------------------------- commands
 
 cmd_up() {
@@ -676,6 +880,7 @@ cmd_up() {
 	lab_lock
 	if [[ -n $(lab_namespaces) && -z $(problems) ]]; then
 		say "already up"
+		apply_slow_env
 		return 0
 	fi
 	if [[ -n $(lab_namespaces) || -d $OFMLAB_DIR ]]; then
@@ -714,7 +919,17 @@ cmd_up() {
 
 	say "waiting (at most ${OFMLAB_WAIT}s) for every daemon to listen"
 	wait_ready
+	apply_slow_env
 	say "up in $((SECONDS - start))s (state in $OFMLAB_DIR)"
+}
+
+# apply_slow_env switches the site /16's slow mode as OFMLAB_SLOW16 says (unset: as it is).
+apply_slow_env() {
+	case $OFMLAB_SLOW16 in
+	1) slow_on ;;
+	0) [[ ! -e $OFMLAB_DIR/$SLOW_STATE ]] || slow_off ;;
+	esac
+	return 0
 }
 
 # lab_down ends every process in the lab's namespaces (by PID), deletes the
@@ -779,6 +994,11 @@ cmd_status() {
 		ip -n "$n" route show
 		if [[ $name == bulk ]]; then
 			ip -n "$n" route show table local type local dev lo | grep -v '^local 127\.' || true
+			if [[ -e $OFMLAB_DIR/$SLOW_STATE ]]; then
+				printf 'slow mode ON for %s: %s ms (min max); NFQUEUE %s -> labd -mode nfqdelay\n' "$SITE_RANGE" "$(cat "$OFMLAB_DIR/$SLOW_STATE")" "$SLOW_QUEUE"
+			else
+				printf 'slow mode off for %s\n' "$SITE_RANGE"
+			fi
 		fi
 		ip netns exec "$n" ss -ltnup
 		echo
@@ -809,10 +1029,13 @@ cmd_exec() {
 usage() {
 	cat <<-'EOF'
 		usage: lab.sh COMMAND   (as root)
-		  install      install missing packages (samba smbclient nmap nbtscan nftables iproute2 procps time chromium)
+		  install      install missing packages (samba smbclient nmap nbtscan nftables iptables iproute2 procps time chromium)
 		  up           build and start the lab (idempotent)
 		  down         stop every lab process, delete the namespaces and the state dir
 		  status       show addresses and listening sockets; exit 0 only if fully up
+		  slow on|off|status
+		               switch the site /16 (198.19.0.0/16) to answering late (OFMLAB_SLOW_MIN_MS..OFMLAB_SLOW_MAX_MS,
+		               default 150-900 ms) or back; status exits 0 only when slow mode is on and working
 		  exec CMD...  run CMD inside the scanner namespace (ofmlab-scan, 198.18.0.2)
 	EOF
 }
@@ -825,6 +1048,7 @@ main() {
 	up) cmd_up ;;
 	down) cmd_down ;;
 	status) cmd_status ;;
+	slow) cmd_slow "$@" ;;
 	exec) cmd_exec "$@" ;;
 	-h | --help | help) usage ;;
 	*)

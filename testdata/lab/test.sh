@@ -25,7 +25,8 @@ if [ -n "$unformatted" ]; then
 fi
 log=$(mktemp)
 set +e
-go test -count=1 -timeout 30m ./... 2>&1 | tee "$log"
+# OFMPROBE_LAB=1 enables the lab tests (needLab in cmd/ofmprobe/lab_test.go); without it they skip.
+OFMPROBE_LAB=1 go test -count=1 -timeout 30m ./... 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 

@@ -54,6 +54,8 @@ type mode struct {
 	about string
 	tcp   tcpHandler
 	run   runFunc
+	// noListen marks a mode that takes no -listen addresses.
+	noListen bool
 }
 
 // modes lists every behaviour labd can play, by the name given to -mode.
@@ -64,6 +66,7 @@ var modes = map[string]mode{
 	"nbgarbage":   {about: "UDP: answer every NetBIOS name request with a malformed response (rotating kinds)", run: udpMode(answerGarbage)},
 	"nbssgarbage": {about: "TCP: read the NetBIOS session request, answer with bytes that are no session answer (rotating kinds)", tcp: serveNBSSGarbage},
 	"badsmb":      {about: "TCP: read the first SMB frame, answer with one hostile frame (rotating kinds), close", tcp: serveBadSMB},
+	"nfqdelay":    {about: "no socket: hold every packet of NFQUEUE -queue for a random -delay-min..-delay-max, then accept it (a slow path)", run: runNFQDelay, noListen: true},
 }
 
 // options holds the command line.
@@ -73,6 +76,11 @@ type options struct {
 	pidFile string
 	logFile string
 	backlog int
+	// nfqdelay
+	queue       int
+	queueMaxlen int
+	delayMin    time.Duration
+	delayMax    time.Duration
 }
 
 func main() {
@@ -99,8 +107,13 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&opts.pidFile, "pidfile", "", "write the process id to this file")
 	fs.StringVar(&opts.logFile, "log", "", "append the log to this file (default stderr)")
 	fs.IntVar(&opts.backlog, "backlog", 4096, "TCP listen backlog (the kernel caps it at net.core.somaxconn)")
+	fs.IntVar(&opts.queue, "queue", 16, "nfqdelay: the NFQUEUE number to bind")
+	fs.IntVar(&opts.queueMaxlen, "queue-maxlen", 262144, "nfqdelay: most packets the kernel holds for the queue")
+	fs.DurationVar(&opts.delayMin, "delay-min", 150*time.Millisecond, "nfqdelay: shortest delay")
+	fs.DurationVar(&opts.delayMax, "delay-max", 900*time.Millisecond, "nfqdelay: longest delay")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: labd -mode MODE -listen ADDR[,ADDR...] [-pidfile FILE] [-log FILE]\n\nmodes:\n")
+		fmt.Fprintf(fs.Output(), "usage: labd -mode MODE -listen ADDR[,ADDR...] [-pidfile FILE] [-log FILE]\n"+
+			"       labd -mode nfqdelay [-queue N] [-delay-min D] [-delay-max D] [-pidfile FILE] [-log FILE]\n\nmodes:\n")
 		names := make([]string, 0, len(modes))
 		for name := range modes {
 			names = append(names, name)
@@ -126,7 +139,7 @@ func parseFlags(args []string) (options, error) {
 			opts.listen = append(opts.listen, addr)
 		}
 	}
-	if len(opts.listen) == 0 {
+	if len(opts.listen) == 0 && !modes[opts.mode].noListen {
 		return opts, errors.New("no -listen address given")
 	}
 	if opts.backlog < 1 {
