@@ -15,6 +15,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/ofmprobe/ofmprobe/probe/status"
 )
 
 //go:embed ofm.json
@@ -87,19 +89,28 @@ type Check struct {
 	Warn []string `json:"warn,omitempty"`
 }
 
-// Kinds lists the check kinds a catalog may use, with the states each can report.
+// Kinds lists the check kinds a catalog may use, with the states each can report, from the one vocabulary
+// (probe/status).
 var Kinds = map[string][]string{
-	"tcp":      {"open", "closed", "filtered", "unreachable"},
-	"udp":      {"open", "open|filtered", "closed", "unreachable"},
-	"nbstat":   {"answered", "open|filtered", "closed", "protocol error", "unreachable"},
-	"nbss":     {"positive", "negative", "timeout", "protocol error", "closed", "filtered", "unreachable"},
-	"smb":      {"smb2", "smb1 only", "no common dialect", "session refused", "protocol error", "timeout", "closed", "filtered", "unreachable"},
-	"smb1":     {"disabled", "accepted"},
-	"share":    {"mounted", "missing", "access denied", "logon failure", "guest refused", "signing required", "refused", "session refused", "protocol error", "timeout", "closed", "filtered", "unreachable"},
-	"file":     {"present", "missing", "access denied", "protocol error", "timeout", "unreachable"},
-	"ipc":      {"connected", "access denied", "logon failure", "guest refused", "signing required", "refused", "protocol error", "timeout", "closed", "filtered", "unreachable"},
-	"epm":      {"bound", "rejected", "protocol error", "timeout", "closed", "filtered", "unreachable"},
-	"ofm-port": {"open", "closed", "filtered", "unreachable"},
+	"tcp":      states(status.Open, status.Closed, status.Filtered, status.Unreachable),
+	"udp":      states(status.Open, status.OpenFiltered, status.Closed, status.Filtered, status.Unreachable),
+	"nbstat":   states(status.Answered, status.OpenFiltered, status.Closed, status.Filtered, status.ProtocolError, status.Unreachable),
+	"nbss":     states(status.Positive, status.Negative, status.Timeout, status.ProtocolError, status.Closed, status.Filtered, status.Unreachable),
+	"smb":      states(status.SMB2, status.SMB1Only, status.NoDialect, status.SessionRefused, status.ProtocolError, status.Timeout, status.Closed, status.Filtered, status.Unreachable),
+	"smb1":     states(status.Disabled, status.Accepted),
+	"share":    states(status.Mounted, status.Missing, status.AccessDenied, status.LogonFailure, status.GuestRefused, status.SigningRequired, status.Refused, status.SessionRefused, status.ProtocolError, status.Timeout, status.Closed, status.Filtered, status.Unreachable),
+	"file":     states(status.Present, status.Missing, status.AccessDenied, status.ProtocolError, status.Timeout, status.Unreachable),
+	"ipc":      states(status.Connected, status.AccessDenied, status.LogonFailure, status.GuestRefused, status.SigningRequired, status.Refused, status.ProtocolError, status.Timeout, status.Closed, status.Filtered, status.Unreachable),
+	"epm":      states(status.Bound, status.Rejected, status.ProtocolError, status.Timeout, status.Closed, status.Filtered, status.Unreachable),
+	"ofm-port": states(status.Open, status.Closed, status.Filtered, status.Unreachable),
+}
+
+func states(list ...status.State) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = string(s)
+	}
+	return out
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,63}$`)

@@ -13,18 +13,20 @@ import (
 	"time"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
-	"github.com/ofmprobe/ofmprobe/probe"
+	"github.com/ofmprobe/ofmprobe/probe/status"
+	"github.com/ofmprobe/ofmprobe/probe/steps/nbt"
+	"github.com/ofmprobe/ofmprobe/probe/targets"
 )
 
 // document grades hosts against the built-in profiles into a report.
-func document(hosts []*probe.Host) Document {
+func document(hosts []*fixtureHost) Document {
 	doc := Document{Schema: SchemaVersion, Run: fixtureRun().normalized()}
 	for _, h := range hosts {
 		var gradings []catalog.Grading
 		for _, p := range catalog.Builtin().Profiles {
 			gradings = append(gradings, catalog.Grade(p, h))
 		}
-		rec := NewHostRecord(h, gradings)
+		rec := NewHostRecord(h.engineHost(), h.facts(), gradings)
 		doc.Hosts = append(doc.Hosts, rec)
 		doc.Summary.Add(rec)
 	}
@@ -34,13 +36,13 @@ func document(hosts []*probe.Host) Document {
 
 // changedFixture is the fixture a day later: 198.18.0.10 lost TCP 135 and its NetBIOS name service, 198.18.0.12 got
 // TCP 445 back, 198.18.0.17 was not scanned and 198.18.0.20 is new.
-func changedFixture() []*probe.Host {
-	var out []*probe.Host
+func changedFixture() []*fixtureHost {
+	var out []*fixtureHost
 	for _, h := range fixtureHosts() {
 		switch h.Addr.String() {
 		case "198.18.0.10":
 			h.Ports[1] = port(135, "filtered", 0, 2, "tcp 135: filtered, no answer to 2 attempts of 1.5s")
-			h.NetBIOS = &probe.NodeStatus{State: probe.NBSilent, Evidence: "nbstat 137: open|filtered, no answer to 4 queries of 750ms (silence is not proof of filtering)", Attempts: 4}
+			h.NetBIOS = &nbt.NodeStatus{State: status.OpenFiltered, Evidence: "nbstat 137: open|filtered, no answer to 4 queries of 750ms (silence is not proof of filtering)", Attempts: 4}
 		case "198.18.0.12":
 			h.Ports[3] = port(445, "open", 500*time.Microsecond, 1, "tcp 445: open, connected in 0.50 ms")
 		case "198.18.0.17":
@@ -49,7 +51,7 @@ func changedFixture() []*probe.Host {
 		out = append(out, h)
 	}
 	added := *fixtureHosts()[1]
-	added.Target = probe.Target{Addr: netip.MustParseAddr("198.18.0.20")}
+	added.Target = targets.Target{Addr: netip.MustParseAddr("198.18.0.20")}
 	return append(out, &added)
 }
 
@@ -90,8 +92,8 @@ func TestCompare(t *testing.T) {
 }
 
 // pick returns the hosts with the given address.
-func pick(hosts []*probe.Host, addr string) []*probe.Host {
-	var out []*probe.Host
+func pick(hosts []*fixtureHost, addr string) []*fixtureHost {
+	var out []*fixtureHost
 	for _, h := range hosts {
 		if h.Addr.String() == addr {
 			out = append(out, h)

@@ -10,7 +10,11 @@ import (
 	"time"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
-	"github.com/ofmprobe/ofmprobe/probe"
+	"github.com/ofmprobe/ofmprobe/probe/engine"
+	"github.com/ofmprobe/ofmprobe/probe/steps"
+	"github.com/ofmprobe/ofmprobe/probe/steps/nbt"
+	"github.com/ofmprobe/ofmprobe/probe/steps/rpc"
+	"github.com/ofmprobe/ofmprobe/probe/steps/smb"
 )
 
 // SchemaVersion is the version of the JSON and NDJSON report schema. It changes when a field is removed or changes
@@ -46,6 +50,10 @@ type RunOptions struct {
 	// Shard is the part of the targets this run scanned ("2/4"), with the Seed that keys the split.
 	Shard string `json:"shard,omitempty"`
 	Seed  uint64 `json:"seed,omitempty"`
+	// Steps are the --steps the run was narrowed to; empty: every step the profiles need.
+	Steps []string `json:"steps,omitempty"`
+	// HostsInFlight is the --hosts-in-flight bound given; 0: the default.
+	HostsInFlight int `json:"hosts_in_flight,omitempty"`
 }
 
 // HostRecord is one host in a report: what the probes saw and the grade per profile.
@@ -76,34 +84,34 @@ type HostRecord struct {
 
 // SMBRecord is an SMB negotiate in a report: the probe's facts and the round-trip time of the first negotiate.
 type SMBRecord struct {
-	probe.SMBResult
+	smb.SMBResult
 	RTTMS float64 `json:"rtt_ms,omitempty"`
 }
 
 // ShareRecord is the share check in a report: the probe's facts and how long the whole check took.
 type ShareRecord struct {
-	probe.ShareResult
+	smb.ShareResult
 	DurationMS float64 `json:"duration_ms"`
 }
 
 // EPMRecord is the endpoint-mapper bind in a report.
 type EPMRecord struct {
-	probe.EPMResult
+	rpc.EPMResult
 	RTTMS float64 `json:"rtt_ms,omitempty"`
 }
 
 // NetBIOSRecord is a host's NetBIOS node status in a report.
 type NetBIOSRecord struct {
-	State         string              `json:"state"`
-	Evidence      string              `json:"evidence"`
-	Attempts      int                 `json:"attempts"`
-	RTTMS         float64             `json:"rtt_ms,omitempty"`
-	Names         []probe.NetBIOSName `json:"names,omitempty"`
-	ComputerName  string              `json:"computer_name,omitempty"`
-	Workgroup     string              `json:"workgroup,omitempty"`
-	FileServer    bool                `json:"file_server"`
-	MasterBrowser bool                `json:"master_browser"`
-	MAC           string              `json:"mac,omitempty"`
+	State         string            `json:"state"`
+	Evidence      string            `json:"evidence"`
+	Attempts      int               `json:"attempts"`
+	RTTMS         float64           `json:"rtt_ms,omitempty"`
+	Names         []nbt.NetBIOSName `json:"names,omitempty"`
+	ComputerName  string            `json:"computer_name,omitempty"`
+	Workgroup     string            `json:"workgroup,omitempty"`
+	FileServer    bool              `json:"file_server"`
+	MasterBrowser bool              `json:"master_browser"`
+	MAC           string            `json:"mac,omitempty"`
 }
 
 // SessionRecord is a host's NetBIOS session request in a report.
@@ -124,8 +132,8 @@ type PortRecord struct {
 	Evidence string  `json:"evidence"`
 }
 
-// NewHostRecord builds a host's report record from its facts and gradings.
-func NewHostRecord(h *probe.Host, gradings []catalog.Grading) HostRecord {
+// NewHostRecord builds a host's report record from the host, its facts and its gradings.
+func NewHostRecord(h *engine.Host, f steps.Facts, gradings []catalog.Grading) HostRecord {
 	rec := HostRecord{
 		Address:    h.Addr.String(),
 		Name:       h.Name,
@@ -134,33 +142,33 @@ func NewHostRecord(h *probe.Host, gradings []catalog.Grading) HostRecord {
 		Aborted:    h.Aborted,
 		Started:    h.Started.UTC(),
 		DurationMS: millis(h.Duration),
-		Ports:      make([]PortRecord, 0, len(h.Ports)),
+		Ports:      make([]PortRecord, 0, len(f.Ports)),
 		Profiles:   gradings,
 	}
-	if nb := h.NetBIOS; nb != nil {
+	if nb := f.NetBIOS; nb != nil {
 		rec.NetBIOS = &NetBIOSRecord{
-			State: nb.State, Evidence: nb.Evidence, Attempts: nb.Attempts, RTTMS: millis(nb.RTT), Names: nb.Names,
+			State: string(nb.State), Evidence: nb.Evidence, Attempts: nb.Attempts, RTTMS: millis(nb.RTT), Names: nb.Names,
 			ComputerName: nb.ComputerName, Workgroup: nb.Workgroup, FileServer: nb.FileServer, MasterBrowser: nb.MasterBrowser, MAC: nb.MAC,
 		}
 	}
-	if ss := h.Session; ss != nil {
-		rec.Session = &SessionRecord{State: ss.State, Evidence: ss.Evidence, Called: ss.Called, RTTMS: millis(ss.RTT)}
+	if ss := f.Session; ss != nil {
+		rec.Session = &SessionRecord{State: string(ss.State), Evidence: ss.Evidence, Called: ss.Called, RTTMS: millis(ss.RTT)}
 	}
-	if r := h.SMB; r != nil {
+	if r := f.SMB; r != nil {
 		rec.SMB = &SMBRecord{SMBResult: *r, RTTMS: millis(r.RTT)}
 	}
-	if r := h.SMB139; r != nil {
+	if r := f.SMB139; r != nil {
 		rec.SMB139 = &SMBRecord{SMBResult: *r, RTTMS: millis(r.RTT)}
 	}
-	if r := h.Share; r != nil {
+	if r := f.Share; r != nil {
 		rec.Share = &ShareRecord{ShareResult: *r, DurationMS: millis(r.Duration)}
 	}
-	if r := h.EPM; r != nil {
+	if r := f.EPM; r != nil {
 		rec.EPM = &EPMRecord{EPMResult: *r, RTTMS: millis(r.RTT)}
 	}
-	for _, p := range h.Ports {
+	for _, p := range f.Ports {
 		rec.Ports = append(rec.Ports, PortRecord{
-			Port: p.Port, Protocol: p.Protocol, State: p.State, RTTMS: millis(p.RTT), Attempts: p.Attempts, Evidence: p.Evidence,
+			Port: p.Port, Protocol: p.Protocol, State: string(p.State), RTTMS: millis(p.RTT), Attempts: p.Attempts, Evidence: p.Evidence,
 		})
 	}
 	return rec
@@ -196,7 +204,7 @@ func (s *Summary) Add(r HostRecord) {
 		s.Grades = map[string]map[catalog.HostGrade]int{}
 	}
 	s.Hosts++
-	if r.Status == probe.HostInternal {
+	if r.Status == engine.HostInternal {
 		s.Internal++
 	}
 	for _, g := range r.Profiles {

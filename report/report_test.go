@@ -14,7 +14,12 @@ import (
 	"time"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
-	"github.com/ofmprobe/ofmprobe/probe"
+	"github.com/ofmprobe/ofmprobe/probe/engine"
+	"github.com/ofmprobe/ofmprobe/probe/status"
+	"github.com/ofmprobe/ofmprobe/probe/steps/nbt"
+	"github.com/ofmprobe/ofmprobe/probe/steps/rpc"
+	"github.com/ofmprobe/ofmprobe/probe/steps/smb"
+	"github.com/ofmprobe/ofmprobe/probe/targets"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -22,12 +27,12 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // clock is the fixed time of the golden reports.
 var clock = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
-func port(p int, state string, rtt time.Duration, attempts int, evidence string) probe.PortResult {
-	return probe.PortResult{Port: p, Protocol: "tcp", State: state, RTT: rtt, Attempts: attempts, Evidence: evidence}
+func port(p int, state string, rtt time.Duration, attempts int, evidence string) engine.PortResult {
+	return engine.PortResult{Port: p, Protocol: "tcp", State: status.State(state), RTT: rtt, Attempts: attempts, Evidence: evidence}
 }
 
-func udp(p int, state string, attempts int, evidence string) probe.PortResult {
-	return probe.PortResult{Port: p, Protocol: "udp", State: state, Attempts: attempts, Evidence: evidence}
+func udp(p int, state string, attempts int, evidence string) engine.PortResult {
+	return engine.PortResult{Port: p, Protocol: "udp", State: status.State(state), Attempts: attempts, Evidence: evidence}
 }
 
 // hostile is what a malicious host could put in its NetBIOS answers: markup, a spreadsheet formula, quotes,
@@ -39,63 +44,63 @@ const (
 )
 
 // fixtureHosts are lab-like hosts, given out of order: writers must sort them.
-func fixtureHosts() []*probe.Host {
+func fixtureHosts() []*fixtureHost {
 	ms := time.Millisecond
-	nmbdUDP := []probe.PortResult{
+	nmbdUDP := []engine.PortResult{
 		udp(67, "closed", 1, "udp 67: closed, ICMP port unreachable in 0.20 ms"),
 		udp(138, "open|filtered", 4, "udp 138: open|filtered, no answer to 4 datagrams of 750ms"),
 		udp(445, "closed", 1, "udp 445: closed, ICMP port unreachable in 0.21 ms"),
 	}
-	nodeStatus := func(name string) *probe.NodeStatus {
-		return &probe.NodeStatus{State: "answered", Evidence: "nbstat 137: answered in 0.52 ms, 3 names", Attempts: 1, RTT: 520 * time.Microsecond,
-			Names: []probe.NetBIOSName{
+	nodeStatus := func(name string) *nbt.NodeStatus {
+		return &nbt.NodeStatus{State: "answered", Evidence: "nbstat 137: answered in 0.52 ms, 3 names", Attempts: 1, RTT: 520 * time.Microsecond,
+			Names: []nbt.NetBIOSName{
 				{Name: name, Suffix: "00", Meaning: "workstation", Flags: "B active"},
 				{Name: name, Suffix: "20", Meaning: "file server", Flags: "B active"},
 				{Name: "OFMLAB", Suffix: "00", Group: true, Meaning: "domain or workgroup name", Flags: "B active"},
 			},
 			ComputerName: name, Workgroup: "OFMLAB", FileServer: true}
 	}
-	positive := &probe.Session{State: "positive", Evidence: "nbss 139: positive session response in 0.61 ms", Called: []string{"OFM90<20>"}, RTT: 610 * time.Microsecond}
-	smb2 := func(smb1 bool) *probe.SMBResult {
+	positive := &nbt.Session{State: "positive", Evidence: "nbss 139: positive session response in 0.61 ms", Called: []string{"OFM90<20>"}, RTT: 610 * time.Microsecond}
+	smb2 := func(smb1 bool) *smb.SMBResult {
 		ev := "smb1 445: disabled (the server answered that no dialect is common)"
 		if smb1 {
 			ev = "smb1 445: accepted (the server chose NT LM 0.12)"
 		}
-		return &probe.SMBResult{State: probe.SMBStateSMB2, Evidence: "smb negotiate 445: SMB 3.1.1 in 0.90 ms, signing enabled, not required", Port: 445,
+		return &smb.SMBResult{State: status.SMB2, Evidence: "smb negotiate 445: SMB 3.1.1 in 0.90 ms, signing enabled, not required", Port: 445,
 			Dialect: "SMB 3.1.1", SigningEnabled: true, ServerGUID: "6c61626f-6d66-0000-0000-000000000000", Capabilities: []string{"DFS", "LEASING", "LARGE_MTU"},
 			SMB1Accepted: &smb1, SMB1Evidence: ev, RTT: 900 * time.Microsecond}
 	}
 	modified := time.Date(2026, 11, 20, 8, 30, 0, 0, time.UTC)
-	mounted := func(login string, guest bool, ipc bool) *probe.ShareResult {
-		sh := &probe.ShareResult{State: "mounted", Step: "stat", Evidence: "share mount 445: mounted \\\\198.18.0.10\\OFMLOG$ as " + login, Port: 445, Share: "OFMLOG$",
+	mounted := func(login string, guest bool, ipc bool) *smb.ShareResult {
+		sh := &smb.ShareResult{State: "mounted", Step: "stat", Evidence: "share mount 445: mounted \\\\198.18.0.10\\OFMLOG$ as " + login, Port: 445, Share: "OFMLOG$",
 			Login: login, Guest: guest, Dialect: "SMB 3.1.1", Duration: 12 * ms,
-			Files: []probe.FileResult{
+			Files: []smb.FileResult{
 				{Name: "OFMNT.LOG", State: "present", Size: 182, Modified: modified, Evidence: "file OFMNT.LOG: present, 182 bytes, modified 2026-11-20 08:30:00 UTC",
 					Tail: []string{"11/20/2026 08:29:58 OFM service started", "11/20/2026 08:30:00 listening on TCP port file OFMNT.ADR"}},
 				{Name: "OFMNT.ADR", State: "present", Size: 58, Modified: modified, Evidence: "file OFMNT.ADR: present, 58 bytes, modified 2026-11-20 08:30:00 UTC",
 					Printable: "OFM.....'......OFMADR host=OFM90 port=10006 proto=tcp.."},
 			}}
 		if ipc {
-			sh.IPC = &probe.IPCResult{State: "connected", Evidence: "ipc 445: connected to IPC$ as " + login}
+			sh.IPC = &smb.IPCResult{State: "connected", Evidence: "ipc 445: connected to IPC$ as " + login}
 		}
 		return sh
 	}
-	epm := &probe.EPMResult{State: "bound", Evidence: "epm 135: bind_ack from the endpoint mapper in 0.70 ms", Port: 135, RTT: 700 * time.Microsecond}
-	return []*probe.Host{
-		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.11")}, Status: probe.HostUp, Started: clock.Add(2 * ms), Duration: 3 * time.Second,
-			Ports: []probe.PortResult{
+	epm := &rpc.EPMResult{State: "bound", Evidence: "epm 135: bind_ack from the endpoint mapper in 0.70 ms", Port: 135, RTT: 700 * time.Microsecond}
+	return []*fixtureHost{
+		{Target: targets.Target{Addr: netip.MustParseAddr("198.18.0.11")}, Status: engine.HostUp, Started: clock.Add(2 * ms), Duration: 3 * time.Second,
+			Ports: []engine.PortResult{
 				port(53, "closed", 300*time.Microsecond, 1, "tcp 53: closed, connection refused in 0.30 ms"),
 				port(135, "closed", 280*time.Microsecond, 1, "tcp 135: closed, connection refused in 0.28 ms"),
 				port(139, "filtered", 0, 2, "tcp 139: filtered, no answer to 2 attempts of 1.5s"),
 				port(445, "open", 410*time.Microsecond, 1, "tcp 445: open, connected in 0.41 ms"),
 				nmbdUDP[0], nmbdUDP[1], nmbdUDP[2],
 			},
-			NetBIOS: &probe.NodeStatus{State: probe.NBSilent, Evidence: "nbstat 137: open|filtered, no answer to 4 queries of 750ms (silence is not proof of filtering)", Attempts: 4},
+			NetBIOS: &nbt.NodeStatus{State: status.OpenFiltered, Evidence: "nbstat 137: open|filtered, no answer to 4 queries of 750ms (silence is not proof of filtering)", Attempts: 4},
 			SMB:     smb2(false),
-			Share: &probe.ShareResult{State: "logon failure", Step: "session setup", Evidence: "share mount 445: logon failure for OFMLAB\\ofmlab: the server rejected the user name or password (STATUS_LOGON_FAILURE)",
+			Share: &smb.ShareResult{State: "logon failure", Step: "session setup", Evidence: "share mount 445: logon failure for OFMLAB\\ofmlab: the server rejected the user name or password (STATUS_LOGON_FAILURE)",
 				Port: 445, Share: "OFMLOG$", Login: "OFMLAB\\ofmlab", Dialect: "SMB 3.1.1", NTStatus: "0xc000006d", Duration: 3 * ms}},
-		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.10"), Name: "ofm90.lab"}, Status: probe.HostUp, Started: clock.Add(ms), Duration: 2 * ms,
-			Ports: []probe.PortResult{
+		{Target: targets.Target{Addr: netip.MustParseAddr("198.18.0.10"), Name: "ofm90.lab"}, Status: engine.HostUp, Started: clock.Add(ms), Duration: 2 * ms,
+			Ports: []engine.PortResult{
 				port(53, "open", 350*time.Microsecond, 1, "tcp 53: open, connected in 0.35 ms"),
 				port(135, "open", 330*time.Microsecond, 1, "tcp 135: open, connected in 0.33 ms"),
 				port(139, "open", 390*time.Microsecond, 1, "tcp 139: open, connected in 0.39 ms"),
@@ -103,27 +108,27 @@ func fixtureHosts() []*probe.Host {
 				nmbdUDP[0], nmbdUDP[1], nmbdUDP[2],
 			},
 			NetBIOS: nodeStatus("OFM90"), Session: positive, SMB: smb2(true), Share: mounted("guest", true, true), EPM: epm},
-		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.17")}, Status: probe.HostUnreachable, Started: clock.Add(3 * ms), Duration: 3100 * ms,
-			Ports: []probe.PortResult{
+		{Target: targets.Target{Addr: netip.MustParseAddr("198.18.0.17")}, Status: engine.HostUnreachable, Started: clock.Add(3 * ms), Duration: 3100 * ms,
+			Ports: []engine.PortResult{
 				port(53, "unreachable", 3050*ms, 1, "tcp 53: unreachable, no route to host after 3.05 s"),
 				port(135, "unreachable", 3050*ms, 1, "tcp 135: unreachable, no route to host after 3.05 s"),
 				port(139, "unreachable", 3050*ms, 1, "tcp 139: unreachable, no route to host after 3.05 s"),
 				port(445, "unreachable", 3050*ms, 1, "tcp 445: unreachable, no route to host after 3.05 s"),
 			}},
-		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.66")}, Status: probe.HostUp, Started: clock.Add(6 * ms), Duration: 20 * ms,
-			Ports: []probe.PortResult{
+		{Target: targets.Target{Addr: netip.MustParseAddr("198.18.0.66")}, Status: engine.HostUp, Started: clock.Add(6 * ms), Duration: 20 * ms,
+			Ports: []engine.PortResult{
 				port(139, "open", 300*time.Microsecond, 1, "tcp 139: open, connected in 0.30 ms"),
 				port(445, "closed", 300*time.Microsecond, 1, "tcp 445: closed, connection refused in 0.30 ms"),
 			},
-			NetBIOS: &probe.NodeStatus{State: "answered", Evidence: "nbstat 137: answered in 0.40 ms, 2 names", Attempts: 1, RTT: 400 * time.Microsecond,
-				Names: []probe.NetBIOSName{
+			NetBIOS: &nbt.NodeStatus{State: "answered", Evidence: "nbstat 137: answered in 0.40 ms, 2 names", Attempts: 1, RTT: 400 * time.Microsecond,
+				Names: []nbt.NetBIOSName{
 					{Name: hostileName, Suffix: "20", Meaning: "file server", Flags: "B active"},
 					{Name: hostileGroup, Suffix: "00", Group: true, Meaning: "domain or workgroup name", Flags: "B active"},
 				},
 				ComputerName: hostileName, Workgroup: hostileGroup, FileServer: true},
-			Session: &probe.Session{State: "negative", Evidence: hostileEvidence, Called: []string{hostileName + "<20>"}}},
-		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.12")}, Status: probe.HostUp, Started: clock.Add(4 * ms), Duration: 3 * time.Second,
-			Ports: []probe.PortResult{
+			Session: &nbt.Session{State: "negative", Evidence: hostileEvidence, Called: []string{hostileName + "<20>"}}},
+		{Target: targets.Target{Addr: netip.MustParseAddr("198.18.0.12")}, Status: engine.HostUp, Started: clock.Add(4 * ms), Duration: 3 * time.Second,
+			Ports: []engine.PortResult{
 				port(53, "closed", 300*time.Microsecond, 1, "tcp 53: closed, connection refused in 0.30 ms"),
 				port(135, "closed", 300*time.Microsecond, 1, "tcp 135: closed, connection refused in 0.30 ms"),
 				port(139, "open", 300*time.Microsecond, 1, "tcp 139: open, connected in 0.30 ms"),
@@ -131,9 +136,9 @@ func fixtureHosts() []*probe.Host {
 				nmbdUDP[0], nmbdUDP[1], nmbdUDP[2],
 			},
 			NetBIOS: nodeStatus("DROP445"), Session: positive,
-			SMB139: &probe.SMBResult{State: probe.SMBStateSMB2, Evidence: "smb negotiate 139: SMB 3.1.1 over a NetBIOS session to DROP445<20> in 1.10 ms", Port: 139, Called: "DROP445<20>",
+			SMB139: &smb.SMBResult{State: status.SMB2, Evidence: "smb negotiate 139: SMB 3.1.1 over a NetBIOS session to DROP445<20> in 1.10 ms", Port: 139, Called: "DROP445<20>",
 				Dialect: "SMB 3.1.1", SigningEnabled: true, RTT: 1100 * time.Microsecond}},
-		{Target: probe.Target{Addr: netip.MustParseAddr("198.18.0.99")}, Status: probe.HostInternal, Started: clock.Add(5 * ms), Error: "panic: injected fault"},
+		{Target: targets.Target{Addr: netip.MustParseAddr("198.18.0.99")}, Status: engine.HostInternal, Started: clock.Add(5 * ms), Error: "panic: injected fault"},
 	}
 }
 
@@ -175,7 +180,7 @@ func renderWith(t *testing.T, format string, opts Options) []byte {
 		for _, p := range cat.Profiles {
 			gradings = append(gradings, catalog.Grade(p, h))
 		}
-		rec := NewHostRecord(h, gradings)
+		rec := NewHostRecord(h.engineHost(), h.facts(), gradings)
 		sum.Add(rec)
 		if err := w.Host(rec); err != nil {
 			t.Fatal(err)

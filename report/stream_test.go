@@ -36,7 +36,7 @@ func syntheticHosts(slim bool) func(i int) HostRecord {
 			}
 			gradings = append(gradings, g)
 		}
-		r := NewHostRecord(h, gradings)
+		r := NewHostRecord(h.engineHost(), h.facts(), gradings)
 		if slim {
 			r = HostRecord{Address: r.Address, Name: r.Name, Status: r.Status, Error: r.Error, Started: r.Started,
 				DurationMS: r.DurationMS, Ports: r.Ports, Profiles: r.Profiles}

@@ -19,7 +19,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
-	"github.com/ofmprobe/ofmprobe/probe"
+	"github.com/ofmprobe/ofmprobe/probe/engine"
+	"github.com/ofmprobe/ofmprobe/probe/steps"
+	"github.com/ofmprobe/ofmprobe/probe/steps/nbt"
+	"github.com/ofmprobe/ofmprobe/probe/steps/smb"
 	"github.com/ofmprobe/ofmprobe/probe/targets"
 	"github.com/ofmprobe/ofmprobe/report"
 )
@@ -69,6 +72,8 @@ type scanOptions struct {
 	resume          string
 	quiet           bool
 	stderrIsTerm    bool
+	steps           []string
+	hostsInFlight   int
 }
 
 func scanCommand() *cli.Command {
@@ -97,6 +102,9 @@ func scanCommand() *cli.Command {
 			&cli.IntFlag{Name: "udp-retries", Value: 3, Usage: "send to a silent UDP port `N` more times (ICMP answers are rate-limited, datagrams get lost)"},
 			&cli.IntFlag{Name: "concurrency", Usage: "`N` sockets in flight across the scan", DefaultText: fmt.Sprintf("%d, or less when the open-file limit is lower", autoConcurrency)},
 			&cli.IntFlag{Name: "per-host", Value: 8, Usage: "`N` probes in flight to any one host"},
+			&cli.IntFlag{Name: "hosts-in-flight", Usage: "probe at most `N` hosts at once (a waiting host costs a few KiB, not a socket)",
+				DefaultText: fmt.Sprintf("%d: a %d MiB budget at %d KiB a host", engine.DefaultHostsInFlight, engine.HostMemoryBudget>>20, engine.BytesPerHost>>10)},
+			&cli.StringSliceFlag{Name: "steps", Usage: "run only these `STEPS` (repeatable, or comma-separated: " + strings.Join(steps.Keys(), ", ") + "), and the steps they need; default: every step the profiles' checks use"},
 			&cli.Float64Flag{Name: "rate", Usage: "send at most `N` new connections and datagrams per second across the scan", DefaultText: "no cap"},
 			&cli.StringFlag{Name: "shard", Usage: "scan only part `I/N` of the targets (the same --seed on every machine covers every address once)"},
 			&cli.Uint64Flag{Name: "seed", Usage: "`N` that keys the --shard split and the scattered scan order; every machine of one split must use the same"},
@@ -143,6 +151,8 @@ func scanCommand() *cli.Command {
 				resume:          c.String("resume"),
 				quiet:           c.Bool("quiet"),
 				stderrIsTerm:    isTerminal(c.App.ErrWriter),
+				steps:           c.StringSlice("steps"),
+				hostsInFlight:   c.Int("hosts-in-flight"),
 			}
 			return runScan(c.Context, opts, c.App.Reader, c.App.Writer, c.App.ErrWriter)
 		},
@@ -238,26 +248,32 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if budget == 0 {
 		budget = autoConcurrency
 	}
-	if limit, err := probe.RaiseFileLimit(); err != nil {
+	if limit, err := engine.RaiseFileLimit(); err != nil {
 		fmt.Fprintf(stderr, "ofmprobe: warning: %v\n", err)
-	} else if b := probe.SocketBudget(budget, limit); b < budget {
+	} else if b := engine.SocketBudget(budget, limit); b < budget {
 		if opts.concurrency != 0 {
 			fmt.Fprintf(stderr, "ofmprobe: concurrency lowered from %d to %d: the open-file limit is %d\n", opts.concurrency, b, limit)
 		}
 		budget = b
 	}
-	scanner, err := probe.NewScanner(probe.Options{
-		Ports: ports, Timeout: opts.timeout, Retries: opts.retries, Concurrency: budget, PerHost: opts.perHost, OFMPort: opts.ofmPort,
-		UDPPorts:   catalog.UDPPorts(profiles),
-		NodeStatus: catalog.Uses(profiles, "nbstat"),
-		Session:    catalog.Uses(profiles, "nbss"),
-		UDPTimeout: opts.udpTimeout, UDPRetries: opts.udpRetries,
-		SMB:         catalog.Uses(profiles, "smb") || catalog.Uses(profiles, "smb1"),
-		Share:       catalog.Uses(profiles, "share") || catalog.Uses(profiles, "file") || catalog.Uses(profiles, "ipc"),
-		EPM:         catalog.Uses(profiles, "epm"),
-		Credentials: creds,
-		ReadLog:     opts.readLog,
-		Rate:        opts.rate,
+	stepCfg := steps.Config{
+		Ports: ports, OFMPort: opts.ofmPort, UDPPorts: catalog.UDPPorts(profiles),
+		NetBIOS: nbt.DefaultConfig,
+		SMB:     smb.Config{DirectPort: 445, SessionPort: 139, Credentials: creds, ReadLog: opts.readLog},
+	}
+	plan, err := steps.Plan(stepCfg, profiles, splitList(opts.steps))
+	if err != nil {
+		return usageErrorf("--steps: %v", err)
+	}
+	if len(plan.Steps()) == 0 {
+		return usageErrorf("nothing to probe: the selected profiles and --steps leave no step to run")
+	}
+	if opts.hostsInFlight < 0 {
+		return usageErrorf("--hosts-in-flight %d must be at least 1 (or 0 for the default)", opts.hostsInFlight)
+	}
+	scanner, err := engine.New(plan, engine.Options{
+		Timeout: opts.timeout, Retries: opts.retries, UDPTimeout: opts.udpTimeout, UDPRetries: opts.udpRetries,
+		Sockets: budget, PerHost: opts.perHost, HostsInFlight: opts.hostsInFlight, Rate: opts.rate,
 	})
 	if err != nil {
 		return usageErrorf("%v", err)
@@ -274,6 +290,7 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 			Ports: nonNil(ports), UDPPorts: nonNil(catalog.UDPPorts(profiles)), TimeoutMS: float64(opts.timeout) / float64(time.Millisecond), Retries: opts.retries,
 			UDPTimeoutMS: float64(opts.udpTimeout) / float64(time.Millisecond), UDPRetries: opts.udpRetries,
 			Concurrency: budget, PerHost: opts.perHost, OFMPort: opts.ofmPort, Rate: opts.rate, Shard: opts.shard, Seed: opts.seed,
+			Steps: splitList(opts.steps), HostsInFlight: opts.hostsInFlight,
 		},
 	}
 	if err := w.Begin(run); err != nil {
@@ -293,18 +310,18 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	var sum report.Summary
 	var baselineHosts []report.HostRecord
 	var writeErr error
-	stats := scanner.Run(abortCtx, set.ScanOrder(), func(h *probe.Host) {
+	stats := scanner.Run(abortCtx, set.ScanOrder(), func(h *engine.Host) {
 		gradings := make([]catalog.Grading, len(profiles))
 		for i, p := range profiles {
 			gradings[i] = catalog.Grade(p, h)
 		}
-		rec := report.NewHostRecord(h, gradings)
+		rec := report.NewHostRecord(h, steps.FactsOf(h, stepCfg), gradings)
 		sum.Add(rec)
 		bar.host(rec)
 		if opts.baseline != "" {
 			baselineHosts = append(baselineHosts, rec)
 		}
-		if h.Status == probe.HostInternal && opts.debug {
+		if h.Status == engine.HostInternal && opts.debug {
 			fmt.Fprintf(stderr, "ofmprobe: internal error probing %s: %s\n%s\n", h.Addr, h.Error, h.Stack)
 		}
 		if writeErr == nil {
@@ -316,6 +333,15 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	bar.finish()
 	if stats.Pushback > 0 {
 		fmt.Fprintf(stderr, "ofmprobe: the kernel refused sockets %d times (out of descriptors, buffers or ports): those probes waited and retried; the socket budget ended at %d\n", stats.Pushback, stats.Budget)
+	}
+	if d := stats.Datagrams; d.KernelDrops > 0 || d.Pushbacks > 0 {
+		fmt.Fprintf(stderr, "ofmprobe: UDP: %d datagrams sent, %d answers; the kernel dropped %d answers for a full receive buffer and pushed back %d sends: lower --rate\n",
+			d.Sent, d.Answers, d.KernelDrops, d.Pushbacks)
+	}
+	if opts.debug {
+		d := stats.Datagrams
+		fmt.Fprintf(stderr, "ofmprobe: hosts in flight at most %d (bound %d); UDP: %d sent, %d answers, %d strays, %d ICMP errors, %d send failures, %d pushbacks, %d kernel drops, receive buffer %d bytes\n",
+			stats.PeakHosts, stats.HostLimit, d.Sent, d.Answers, d.Strays, d.ICMPErrors, d.SendFailures, d.Pushbacks, d.KernelDrops, d.ReceiveBuffer)
 	}
 	run.Finished = time.Now().UTC()
 	run.Interrupted = interrupted.Load() || stats.Stopped
@@ -362,7 +388,7 @@ func progressTotal(set *targets.Set, n uint64) int64 {
 }
 
 // watchSignals stops the scanner on the first SIGINT or SIGTERM and aborts it on the second.
-func watchSignals(ctx context.Context, s *probe.Scanner, abort context.CancelFunc, stderr io.Writer, opts scanOptions) *atomic.Bool {
+func watchSignals(ctx context.Context, s *engine.Engine, abort context.CancelFunc, stderr io.Writer, opts scanOptions) *atomic.Bool {
 	var interrupted atomic.Bool
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -447,7 +473,7 @@ func profileIDs(ps []catalog.Profile) []string {
 
 // credentials builds the share check's logon from --user, --domain and the password from --password-file or
 // OFMPROBE_PASSWORD. Without --user the check logs on as guest. Errors never quote the password or the file's content.
-func credentials(opts scanOptions) (*probe.Credentials, error) {
+func credentials(opts scanOptions) (*smb.Credentials, error) {
 	switch {
 	case opts.maxAuthFailures < 1:
 		return nil, usageErrorf("--max-auth-failures %d must be at least 1", opts.maxAuthFailures)
@@ -475,7 +501,7 @@ func credentials(opts scanOptions) (*probe.Credentials, error) {
 	if password == "" {
 		return nil, usageErrorf("--user %s needs a password: --password-file FILE or OFMPROBE_PASSWORD", opts.user)
 	}
-	return probe.NewCredentials(opts.user, opts.domain, password, opts.maxAuthFailures), nil
+	return smb.NewCredentials(opts.user, opts.domain, password, opts.maxAuthFailures), nil
 }
 
 // nonNil makes an empty list print as [] rather than null.

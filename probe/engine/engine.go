@@ -72,6 +72,9 @@ type Stats struct {
 	// HostLimit is the bound on hosts in flight, and PeakHosts the most that were in flight at once.
 	HostLimit int
 	PeakHosts int
+	// Datagrams counts what the scan's UDP mux did: datagrams sent, answers, strays, ICMP errors, local send
+	// failures, pushbacks and the kernel's receive drops. Zero when no UDP step ran.
+	Datagrams DatagramStats
 }
 
 // hostRun is a host in flight: its results and which of its steps have run.
@@ -203,6 +206,7 @@ func (e *Engine) Run(ctx context.Context, tgts iter.Seq[targets.Target], emit fu
 	ready.close()
 	dispatch.Wait()
 	e.workers.stop()
+	stats.Datagrams = e.env.datagramStats()
 	e.env.close()
 	close(out)
 	<-emitted

@@ -312,7 +312,7 @@ func TestUnreachableHost(t *testing.T) {
 
 // TestObserveNamesStepsLeftOut: a check whose step is not in the plan says why.
 func TestObserveNamesStepsLeftOut(t *testing.T) {
-	p, err := NewPlan([]Step{port(445, status.Open, 0)}, map[string]string{"smb": "not selected by --steps"})
+	p, err := NewPlan([]Step{port(445, status.Open, 0)}, map[string]catalog.Observation{"smb": {Skipped: "not selected by --steps"}})
 	if err != nil {
 		t.Fatal(err)
 	}

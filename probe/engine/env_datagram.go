@@ -9,6 +9,16 @@ import (
 // DatagramConfig configures the shared UDP mux.
 type DatagramConfig = datagram.Config
 
+// DatagramStats counts what the shared UDP mux did.
+type DatagramStats = datagram.Stats
+
+func (e *Env) datagramStats() DatagramStats {
+	if e.mux.mux == nil {
+		return DatagramStats{}
+	}
+	return e.mux.mux.Stats()
+}
+
 type muxState struct {
 	once sync.Once
 	mux  *datagram.Mux

@@ -215,8 +215,8 @@ func (h *Host) Observe(c catalog.Check) catalog.Observation {
 	if i, ok := h.plan.observer[c.Kind]; ok {
 		return h.plan.steps[i].Observe(h, c)
 	}
-	if why, ok := h.plan.left[c.Kind]; ok {
-		return catalog.Observation{Skipped: why}
+	if o, ok := h.plan.left[c.Kind]; ok {
+		return o
 	}
 	return catalog.Observation{Skipped: fmt.Sprintf("no step of this scan answers %s checks", c.Kind)}
 }

@@ -50,14 +50,14 @@ type Plan struct {
 	deps [][]int
 	// observer maps a check kind to the step that answers it.
 	observer map[string]int
-	// left names the kinds of steps not in the plan, with the reason the registry gave.
-	left map[string]string
+	// left answers the checks of kinds whose steps are not in the plan, with the reason the registry gave.
+	left map[string]catalog.Observation
 }
 
 // NewPlan checks the steps and orders them. Every name must be unique, every Requires must name a step of the plan,
-// and the dependencies must not form a cycle. left maps check kinds whose steps are not in the plan to the reason
-// ("not selected by --steps"), so that their checks say why they did not run.
-func NewPlan(steps []Step, left map[string]string) (*Plan, error) {
+// and the dependencies must not form a cycle. left answers the check kinds whose steps are not in the plan (a skip
+// with the reason: "not selected by --steps"), so that their checks say why they did not run.
+func NewPlan(steps []Step, left map[string]catalog.Observation) (*Plan, error) {
 	p := &Plan{index: make(map[string]int, len(steps)), observer: make(map[string]int), left: left}
 	byName := make(map[string]Step, len(steps))
 	for _, s := range steps {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	smb2 "github.com/hirochachacha/go-smb2"
+
+	vocab "github.com/ofmprobe/ofmprobe/probe/status"
 )
 
 // File names and defaults of an OFM share check.
@@ -52,24 +54,24 @@ const (
 	StepStat         = "stat"
 )
 
-// The states of a share check, a file and the IPC$ tree connect.
+// The states of a share check, a file and the IPC$ tree connect, from the one vocabulary.
 const (
-	StateMounted       = "mounted"
-	StateMissing       = "missing"
-	StateAccessDenied  = "access denied"
-	StateLogonFailure  = "logon failure"
-	StateGuestRefused  = "guest refused"
-	StateSigningNeeded = "signing required"
+	StateMounted       = vocab.Mounted
+	StateMissing       = vocab.Missing
+	StateAccessDenied  = vocab.AccessDenied
+	StateLogonFailure  = vocab.LogonFailure
+	StateGuestRefused  = vocab.GuestRefused
+	StateSigningNeeded = vocab.SigningRequired
 	// StateRefused is an NTSTATUS refusal this package has no better word for; the evidence names the status.
-	StateRefused       = "refused"
-	StateProtocolError = "protocol error"
-	StateTimeout       = "timeout"
-	StateCancelled     = "cancelled"
+	StateRefused       = vocab.Refused
+	StateProtocolError = vocab.ProtocolError
+	StateTimeout       = vocab.Timeout
+	StateCancelled     = vocab.Cancelled
 	// StateInternal is a failure inside the SMB client library that the server did not cause.
-	StateInternal = "internal"
+	StateInternal = vocab.Internal
 	// StatePresent is a file that exists; StateConnected an IPC$ tree connect that worked.
-	StatePresent   = "present"
-	StateConnected = "connected"
+	StatePresent   = vocab.Present
+	StateConnected = vocab.Connected
 )
 
 // NTSTATUS values this file names (MS-ERREF §2.3).
@@ -178,7 +180,7 @@ func (r ShareRequest) Login() string {
 type ShareReport struct {
 	// State is StateMounted when the share was mounted and every file stat'ed (each file has its own state), or
 	// the failure that stopped the check at Step.
-	State string
+	State vocab.State
 	// Step is the last step attempted: StepNegotiate, StepSessionSetup, StepTreeConnect or StepStat.
 	Step     string
 	Evidence string
@@ -206,7 +208,7 @@ func (r ShareReport) LoggedOn() bool {
 type FileReport struct {
 	Name string
 	// State is StatePresent, StateMissing, StateAccessDenied, StateProtocolError or StateTimeout.
-	State    string
+	State    vocab.State
 	Size     int64
 	Modified time.Time
 	// Printable is the start of AddressFile (up to ADRLimit bytes) with every byte outside printable ASCII shown as
@@ -220,7 +222,7 @@ type FileReport struct {
 // IPCReport is the IPC$ tree connect.
 type IPCReport struct {
 	// State is StateConnected, or the failure: StateAccessDenied, StateLogonFailure, StateProtocolError, ...
-	State    string
+	State    vocab.State
 	Evidence string
 }
 
@@ -317,7 +319,7 @@ func CheckShare(ctx context.Context, conn net.Conn, req ShareRequest) (rep Share
 }
 
 // fail sets r's state, evidence and status from a described failure.
-func (r *ShareReport) fail(state, evidence string, status uint32) {
+func (r *ShareReport) fail(state vocab.State, evidence string, status uint32) {
 	r.State, r.Evidence, r.NTStatus = state, evidence, status
 }
 
@@ -438,7 +440,7 @@ func tailLines(b []byte, n int, cut bool) []string {
 
 // describeFailure turns an error of go-smb2 at step into a state, plain-language evidence and the NTSTATUS behind
 // it (zero when none). said is what the guard saw the server say; guest is whether the check logged on as guest.
-func describeFailure(step string, err error, said serverSaid, guest bool) (state, evidence string, status uint32) {
+func describeFailure(step string, err error, said serverSaid, guest bool) (state vocab.State, evidence string, status uint32) {
 	var (
 		respErr    *smb2.ResponseError
 		invalid    *smb2.InvalidResponseError
@@ -494,7 +496,7 @@ func isFailureStatus(code uint32) bool {
 }
 
 // describeStatus words an NTSTATUS answer at step.
-func describeStatus(step string, code uint32, said serverSaid, guest bool) (string, string) {
+func describeStatus(step string, code uint32, said serverSaid, guest bool) (vocab.State, string) {
 	st := statusText(code)
 	login := step == StepSessionSetup
 	switch code {
@@ -530,7 +532,7 @@ func describeStatus(step string, code uint32, said serverSaid, guest bool) (stri
 
 // describeTransport words a connection error seen by go-smb2 (the cause inside a *smb2.TransportError, which has no
 // Unwrap).
-func describeTransport(step string, err error) (string, string, uint32) {
+func describeTransport(step string, err error) (vocab.State, string, uint32) {
 	var netErr net.Error
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():

@@ -19,6 +19,8 @@ import (
 	"unicode/utf16"
 
 	smb2 "github.com/hirochachacha/go-smb2"
+
+	vocab "github.com/ofmprobe/ofmprobe/probe/status"
 )
 
 // SMB2 commands the fake server answers (MS-SMB2 §2.2.1.2).
@@ -413,11 +415,11 @@ func TestCheckShareStates(t *testing.T) {
 		name     string
 		srv      *fakeShareServer
 		req      ShareRequest
-		state    string
+		state    vocab.State
 		step     string
 		status   uint32
 		evidence string
-		ipc      string
+		ipc      vocab.State
 		files    string // the files' states, joined
 	}{
 		{"share missing", &fakeShareServer{sessionFlags: sessionFlagGuest}, guest, StateMissing, StepTreeConnect, statusBadNetworkName,
@@ -473,7 +475,7 @@ func TestCheckShareStates(t *testing.T) {
 			}
 			var states []string
 			for _, f := range rep.Files {
-				states = append(states, f.State)
+				states = append(states, string(f.State))
 			}
 			if got := strings.Join(states, " "); got != tt.files {
 				t.Errorf("file states %q, want %q", got, tt.files)
@@ -490,7 +492,7 @@ func TestCheckShareStates(t *testing.T) {
 func hostileReplies(t *testing.T) []struct {
 	name     string
 	replies  []fakeReply
-	state    string
+	state    vocab.State
 	evidence string
 } {
 	negotiate21 := func(req []byte) []byte { return (&fakeShareServer{}).negotiate(t, req) }
@@ -511,7 +513,7 @@ func hostileReplies(t *testing.T) []struct {
 	return []struct {
 		name     string
 		replies  []fakeReply
-		state    string
+		state    vocab.State
 		evidence string
 	}{
 		{"5-byte frame", []fakeReply{replyBytes(unhex(t, "00000005 fe534d4240"))}, StateProtocolError,
@@ -720,7 +722,7 @@ func TestDescribeFailure(t *testing.T) {
 		err      error
 		said     serverSaid
 		guest    bool
-		state    string
+		state    vocab.State
 		evidence string
 		status   uint32
 	}{

@@ -63,6 +63,13 @@ func openSocket(v6 bool, rcvbuf int) (*socket, error) {
 	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf) != nil {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf) // capped by rmem_max; reported below
 	}
+	// The send buffer too: a datagram to a host whose ARP (or NDP) resolution is pending sits in the neighbour's
+	// queue, charged to this socket, until the resolution ends (up to a few hundred milliseconds). One socket carries
+	// the whole scan, so the default buffer (about 200 KiB) fills in a sweep of a subnet with many absent hosts, and
+	// sends to every host stall.
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, rcvbuf) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, rcvbuf)
+	}
 	got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
 	if err != nil {
 		unix.Close(fd)

@@ -1,0 +1,9 @@
+package engine
+
+// Internals the external tests of this package read.
+
+// Debt is the sockets the budget still has to keep back after pushback cuts.
+func (e *Env) Debt() int64 { return e.debt.Load() }
+
+// MinBudget is the smallest socket budget pushback shrinks a scan to.
+const MinBudget = minBudget

@@ -1,0 +1,208 @@
+// Package nbt is the NetBIOS over TCP/IP family of steps: "nbstat", the node status query on UDP 137, and
+// "nbss session", the session request on TCP 139. Both run over IPv4 only.
+package nbt
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/ofmprobe/ofmprobe/catalog"
+	"github.com/ofmprobe/ofmprobe/probe/engine"
+	"github.com/ofmprobe/ofmprobe/probe/engine/datagram"
+	"github.com/ofmprobe/ofmprobe/probe/netbios"
+	"github.com/ofmprobe/ofmprobe/probe/status"
+	"github.com/ofmprobe/ofmprobe/probe/steps/udp"
+)
+
+// The step names.
+const (
+	NodeStatusStep = "nbstat"
+	SessionStep    = "nbss session"
+)
+
+// Config says where the NetBIOS services listen: 137 and 139, or loopback fakes in tests.
+type Config struct {
+	NodeStatusPort, SessionPort uint16
+}
+
+// DefaultConfig is the well-known ports.
+var DefaultConfig = Config{NodeStatusPort: 137, SessionPort: 139}
+
+// NetBIOSName is one entry of a host's NetBIOS name table.
+type NetBIOSName struct {
+	Name    string `json:"name"`
+	Suffix  string `json:"suffix"` // two hex digits, as nbtstat shows them
+	Group   bool   `json:"group"`
+	Meaning string `json:"meaning"`
+	Flags   string `json:"flags"`
+}
+
+// NodeStatus is what the "nbstat" step learned from UDP 137. State is answered, open|filtered (silence, which is
+// never proof of filtering: the query may have been lost or an ICMP answer rate-limited), closed, filtered (a
+// firewall answered), protocol error, unreachable, or error (this machine could not send).
+type NodeStatus struct {
+	State    status.State  `json:"state"`
+	Evidence string        `json:"evidence"`
+	Attempts int           `json:"attempts"`
+	RTT      time.Duration `json:"-"`
+	Names    []NetBIOSName `json:"names,omitempty"`
+	// ComputerName is the host's unique <00> or <20> name.
+	ComputerName string `json:"computer_name,omitempty"`
+	// Workgroup is the workgroup or domain (the group <00> name).
+	Workgroup string `json:"workgroup,omitempty"`
+	// FileServer says the host registered <20>: it runs the server service and shares files.
+	FileServer bool `json:"file_server"`
+	// MasterBrowser says the host is a (domain) master browser: <1D>, <1B> or __MSBROWSE__.
+	MasterBrowser bool `json:"master_browser"`
+	// MAC is the adapter address from the statistics; empty when unknown (absent or all zeros, as Samba sends).
+	MAC string `json:"mac,omitempty"`
+}
+
+// Reach says whether the host answered: a name table, a port unreachable or a malformed answer are answers.
+func (ns *NodeStatus) Reach() engine.Reach {
+	switch ns.State {
+	case status.Answered, status.Closed, status.ProtocolError:
+		return engine.ReachAnswered
+	case status.OpenFiltered, status.Unreachable, status.Filtered:
+		return engine.ReachSilent
+	}
+	return engine.ReachNone
+}
+
+// NodeStatusOf returns the host's node status result, if the step ran.
+func NodeStatusOf(h *engine.Host) (*NodeStatus, bool) {
+	r, ok := h.Result(NodeStatusStep)
+	ns, _ := r.(*NodeStatus)
+	return ns, ok && ns != nil
+}
+
+// ServerName is the host's file-server name from node status, when it answered with one: the name a NetBIOS
+// session is requested for.
+func ServerName(h *engine.Host) string {
+	if ns, ok := NodeStatusOf(h); ok && ns.State == status.Answered && ns.FileServer {
+		return ns.ComputerName
+	}
+	return ""
+}
+
+// NodeStatusStepFor returns the "nbstat" step.
+func NodeStatusStepFor(cfg Config) engine.Step {
+	return engine.Step{
+		Name:    NodeStatusStep,
+		Key:     "nbstat",
+		Answers: []string{"nbstat"},
+		When:    engine.IPv4,
+		Start: func(ctx context.Context, env *engine.Env, h *engine.Host, done func(engine.Result)) {
+			QueryNodeStatus(env, netip.AddrPortFrom(h.Addr, cfg.NodeStatusPort), func(ns *NodeStatus) { done(ns) })
+		},
+		Internal: func(why string) engine.Result {
+			return &NodeStatus{State: status.Error, Evidence: "nbstat 137: " + why}
+		},
+		Observe: func(h *engine.Host, c catalog.Check) catalog.Observation {
+			if why, skipped := h.Skipped(NodeStatusStep); skipped {
+				return catalog.Observation{Skipped: why}
+			}
+			ns, ok := NodeStatusOf(h)
+			if !ok {
+				return catalog.Observation{Skipped: "node status was not asked"}
+			}
+			return engine.StepObservation(ns.State, ns.Evidence)
+		},
+	}
+}
+
+// QueryNodeStatus asks dst for its NetBIOS name table through the scan's mux, up to the scan's UDP tries, and calls
+// done with the result. Replies are matched by source address and port and by a random transaction ID; strays and
+// spoofed replies are ignored by the mux.
+func QueryNodeStatus(env *engine.Env, dst netip.AddrPort, done func(*NodeStatus)) {
+	mux, err := env.Datagrams()
+	if err != nil {
+		done(&NodeStatus{State: status.Error, Evidence: fmt.Sprintf("nbstat 137: not sent, this machine could not open its UDP socket: %v", err)})
+		return
+	}
+	txid := uint16(rand.Uint32())
+	mux.Submit(datagram.Query{
+		Dst:     dst,
+		Payload: netbios.AppendNodeStatusRequest(make([]byte, 0, 50), txid),
+		Match:   func(reply []byte) bool { return len(reply) >= 2 && binary.BigEndian.Uint16(reply) == txid },
+		Tries:   env.UDPTries(),
+		Timeout: env.UDPTimeout(),
+		Done:    func(r datagram.Result) { done(nodeStatusResult(r, env.UDPTimeout())) },
+	})
+}
+
+func nodeStatusResult(r datagram.Result, timeout time.Duration) *NodeStatus {
+	ns := &NodeStatus{Attempts: r.Attempts, RTT: r.RTT}
+	const prefix = "nbstat 137"
+	switch r.Outcome {
+	case datagram.Answered:
+		st, err := netbios.ParseNodeStatusResponse(r.Reply)
+		if err != nil {
+			ns.State = status.ProtocolError
+			ns.Evidence = fmt.Sprintf("%s: the answer is not a valid node status (%v): % x", prefix, err, r.Reply[:min(len(r.Reply), 24)])
+			return ns
+		}
+		fillNodeStatus(ns, &st)
+		return ns
+	case datagram.Silent:
+		ns.State = status.OpenFiltered
+		ns.Evidence = fmt.Sprintf("%s: open|filtered, no answer to %d %s of %s (silence is not proof of filtering)",
+			prefix, r.Attempts, map[bool]string{true: "query", false: "queries"}[r.Attempts == 1], timeout)
+		return ns
+	}
+	if st, evidence, ok := udp.Final(prefix, r); ok {
+		ns.State, ns.Evidence = st, evidence
+		return ns
+	}
+	ns.State, ns.Evidence = status.Error, udp.LocalFailure(prefix, r)
+	return ns
+}
+
+// fillNodeStatus copies what a node status answer says into the host's facts.
+func fillNodeStatus(ns *NodeStatus, st *netbios.NodeStatus) {
+	ns.State = status.Answered
+	for _, n := range st.Names {
+		ns.Names = append(ns.Names, NetBIOSName{
+			Name: engine.Printable(n.Name), Suffix: fmt.Sprintf("%02X", n.Suffix), Group: n.Flags.Group(),
+			Meaning: n.Meaning(), Flags: n.Flags.String(),
+		})
+	}
+	if name, ok := st.ComputerName(); ok {
+		ns.ComputerName = engine.Printable(name)
+	}
+	if wg, ok := st.Workgroup(); ok {
+		ns.Workgroup = engine.Printable(wg)
+	}
+	_, ns.FileServer = st.FileServer()
+	_, mb := st.MasterBrowser()
+	_, dmb := st.DomainMasterBrowser()
+	ns.MasterBrowser = mb || dmb || st.HasMSBrowse()
+	if mac, ok := st.MAC(); ok && !mac.IsZero() {
+		ns.MAC = mac.String()
+	}
+	ns.Evidence = "nbstat 137: answered in " + engine.FormatRTT(ns.RTT) + ", leaks " + ns.Leaks()
+}
+
+// Leaks says what an answered node status gives away without authentication.
+func (ns *NodeStatus) Leaks() string {
+	var parts []string
+	var names []string
+	for _, n := range ns.Names {
+		names = append(names, fmt.Sprintf("%s<%s>", n.Name, n.Suffix))
+	}
+	parts = append(parts, fmt.Sprintf("%d names (%s)", len(ns.Names), strings.Join(names, " ")))
+	if ns.Workgroup != "" {
+		parts = append(parts, "workgroup "+ns.Workgroup)
+	}
+	if ns.MAC != "" {
+		parts = append(parts, "MAC "+ns.MAC)
+	} else {
+		parts = append(parts, "MAC unknown")
+	}
+	return strings.Join(parts, ", ")
+}

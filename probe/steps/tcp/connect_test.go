@@ -1,0 +1,77 @@
+package tcp_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ofmprobe/ofmprobe/catalog"
+	"github.com/ofmprobe/ofmprobe/probe/engine"
+	"github.com/ofmprobe/ofmprobe/probe/internal/probetest"
+	"github.com/ofmprobe/ofmprobe/probe/status"
+	"github.com/ofmprobe/ofmprobe/probe/steps"
+)
+
+func TestTCPStatesOnLoopback(t *testing.T) {
+	open, closed, silent := probetest.ListenOpen(t), probetest.ClosedPort(t), probetest.SilentPort(t)
+	h := probetest.Scan(t, steps.Config{Ports: []int{open, closed, silent}}, engine.Options{Retries: 1}, "127.0.0.1", "tcp")
+	want := map[int]struct {
+		state    status.State
+		attempts int
+		evidence string
+	}{
+		open:   {status.Open, 1, fmt.Sprintf("tcp %d: open, connected in ", open)},
+		closed: {status.Closed, 1, fmt.Sprintf("tcp %d: closed, connection refused in ", closed)},
+		silent: {status.Filtered, 2, fmt.Sprintf("tcp %d: filtered, no answer to 2 attempts of 300ms", silent)},
+	}
+	if len(h.Ports()) != 3 {
+		t.Fatalf("ports %+v, want 3", h.Ports())
+	}
+	for _, p := range h.Ports() {
+		w := want[p.Port]
+		if p.State != w.state || p.Attempts != w.attempts || !strings.HasPrefix(p.Evidence, w.evidence) {
+			t.Errorf("port %d: got %s after %d attempts (%q), want %s after %d (%q...)", p.Port, p.State, p.Attempts, p.Evidence, w.state, w.attempts, w.evidence)
+		}
+	}
+	if h.Status != engine.HostUp {
+		t.Errorf("host status %q, want up", h.Status)
+	}
+}
+
+func TestTCPUnreachableAndLocalPushback(t *testing.T) {
+	d := &probetest.ScriptedDialer{Script: func(n int, _ string) error {
+		if n <= 3 {
+			return os.NewSyscallError("connect", syscall.EMFILE) // this machine ran out of descriptors
+		}
+		return os.NewSyscallError("connect", syscall.EHOSTUNREACH)
+	}}
+	h := probetest.Scan(t, steps.Config{Ports: []int{445}}, engine.Options{Dialer: d}, "198.18.0.17", "tcp")
+	p, _ := h.Port(445)
+	if p.State != status.Unreachable || p.Attempts != 1 || p.Evidence != "tcp 445: unreachable, no route to host after "+engine.FormatRTT(p.RTT) {
+		t.Errorf("got %+v, want unreachable after 1 counted attempt", p)
+	}
+	if d.Calls.Load() != 4 {
+		t.Errorf("dialled %d times, want 3 pushbacks then 1 real attempt", d.Calls.Load())
+	}
+	if h.Status != engine.HostUnreachable {
+		t.Errorf("host status %q, want unreachable", h.Status)
+	}
+}
+
+func TestTCPLocalExhaustionIsNotAHostProperty(t *testing.T) {
+	d := &probetest.ScriptedDialer{Script: func(int, string) error { return os.NewSyscallError("connect", syscall.ENOBUFS) }}
+	start := time.Now()
+	h := probetest.Scan(t, steps.Config{Ports: []int{445}}, engine.Options{Dialer: d}, "198.18.0.10", "tcp")
+	if p, _ := h.Port(445); p.State != status.Error || !strings.HasPrefix(p.Evidence, "tcp 445: this machine ran out of resources: ") {
+		t.Errorf("got %+v, want an error blaming this machine", p)
+	}
+	if o := h.Observe(catalog.Check{Kind: "tcp", Port: 445}); o.Skipped == "" {
+		t.Errorf("a local failure must not grade as a port state, got %+v", o)
+	}
+	if time.Since(start) > 15*time.Second {
+		t.Errorf("pushback retries took %s; they must stay bounded", time.Since(start))
+	}
+}
