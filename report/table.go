@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"strings"
@@ -10,18 +11,16 @@ import (
 )
 
 // tableWriter prints one row per host, sorted by address, and a summary line. It lays the columns out itself rather
-// than with text/tabwriter, so that colour codes do not count towards a column's width.
+// than with text/tabwriter, so that colour codes do not count towards a column's width. Like the other
+// whole-document formats it spools the hosts until the end, and reads them back twice: once for the column widths,
+// once to print; it never holds more than one host's row.
 type tableWriter struct {
-	w     io.Writer
-	opts  Options
-	hosts []HostRecord
+	opts Options
 }
 
-func (t *tableWriter) Begin(Run) error { return nil }
-
-func (t *tableWriter) Host(r HostRecord) error {
-	t.hosts = append(t.hosts, r)
-	return nil
+func newTableWriter(w io.Writer, opts Options) Writer {
+	t := &tableWriter{opts: opts}
+	return &documentWriter{w: w, write: t.write}
 }
 
 // cell is one table cell: its text and the ANSI style that paints it ("" for none).
@@ -58,66 +57,73 @@ const (
 	minReasonsWidth = 20
 )
 
-func (t *tableWriter) End(run Run, sum Summary) error {
-	sortRecords(t.hosts)
-	doc, err := printableDocument(Document{Run: run, Hosts: t.hosts, Summary: sum})
+func (t *tableWriter) write(w io.Writer, doc streamDocument) error {
+	doc, err := printableStream(doc)
 	if err != nil {
 		return err
 	}
-	run = doc.Run
+	run, sum := doc.Run, doc.Summary
 	header := []cell{{"ADDRESS", styleBold}, {"NAME", styleBold}, {"STATUS", styleBold}}
 	for _, p := range run.Profiles {
 		header = append(header, cell{strings.ToUpper(p), styleBold})
 	}
 	header = append(header, cell{"TCP", styleBold}, cell{"NETBIOS", styleBold}, cell{"REASONS", styleBold})
-	rows := [][]cell{header}
-	for _, h := range doc.Hosts {
-		row := []cell{{h.Address, ""}, {dash(h.displayName()), ""}, {h.Status, statusStyle[h.Status]}}
+	last := len(header) - 1
+	row := func(h HostRecord) []cell {
+		r := []cell{{h.Address, ""}, {dash(h.displayName()), ""}, {h.Status, statusStyle[h.Status]}}
 		for _, p := range run.Profiles {
 			g := h.Grade(p)
-			row = append(row, cell{dash(string(g)), gradeStyle[g]})
+			r = append(r, cell{dash(string(g)), gradeStyle[g]})
 		}
-		row = append(row, cell{dash(portSummary(h.Ports, "tcp")), ""}, cell{dash(netbiosSummary(h)), ""}, cell{dash(reasons(h)), ""})
-		rows = append(rows, row)
+		r = append(r, cell{dash(portSummary(h.Ports, "tcp")), ""}, cell{dash(netbiosSummary(h)), ""}, cell{dash(reasons(h)), ""})
+		if t.opts.Width > 0 {
+			r[1].text = truncate(r[1].text, maxNameWidth)
+			r[last-1].text = truncate(r[last-1].text, maxNetBIOSWidth)
+		}
+		return r
 	}
 
-	last := len(header) - 1
-	if t.opts.Width > 0 {
-		for _, row := range rows[1:] {
-			row[1].text = truncate(row[1].text, maxNameWidth)
-			row[last-1].text = truncate(row[last-1].text, maxNetBIOSWidth)
-		}
-	}
+	// First pass: the widths of the columns before the reasons.
 	widths := make([]int, len(header))
-	for _, row := range rows {
-		for i, c := range row {
+	measure := func(r []cell) {
+		for i, c := range r {
 			widths[i] = max(widths[i], utf8.RuneCountInString(c.text))
 		}
 	}
+	measure(header)
+	for h := range doc.Hosts {
+		measure(row(h))
+	}
+	limit := 0
 	if t.opts.Width > 0 {
 		used := 0
 		for _, w := range widths[:last] {
 			used += w + 2
 		}
-		limit := max(t.opts.Width-used, minReasonsWidth)
-		for _, row := range rows {
-			row[last].text = truncate(row[last].text, limit)
-		}
+		limit = max(t.opts.Width-used, minReasonsWidth)
 	}
-	var b strings.Builder
-	for _, row := range rows {
-		for i, c := range row {
-			b.WriteString(t.paint(c.style, c.text))
+
+	// Second pass: print.
+	bw := bufio.NewWriter(w)
+	print := func(r []cell) {
+		if limit > 0 {
+			r[last].text = truncate(r[last].text, limit)
+		}
+		for i, c := range r {
+			bw.WriteString(t.paint(c.style, c.text))
 			if i < last {
-				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c.text)+2))
+				bw.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c.text)+2))
 			}
 		}
-		b.WriteByte('\n')
+		bw.WriteByte('\n')
 	}
-	b.WriteString(summaryLine(run, sum, t.paint))
-	b.WriteByte('\n')
-	_, err = io.WriteString(t.w, b.String())
-	return err
+	print(header)
+	for h := range doc.Hosts {
+		print(row(h))
+	}
+	bw.WriteString(summaryLine(run, sum, t.paint))
+	bw.WriteByte('\n')
+	return bw.Flush()
 }
 
 // paint wraps text in an ANSI style when colour is on.

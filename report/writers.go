@@ -18,7 +18,7 @@ import (
 // Writer writes one report format. Begin is called once before any host, Host once per host as it finishes, End
 // once after the last host (also when the scan was interrupted, with Run.Interrupted set). A writer is used once.
 //
-// The whole-document formats other than the table keep the hosts in a temporary file in os.TempDir() until End, which
+// The whole-document formats, the table among them, keep the hosts in a temporary file in os.TempDir() until End, which
 // removes it; it takes about as much disk space as the JSON report. A caller that stops when Begin or Host fails need
 // not call End: the writer has already let go of the file.
 type Writer interface {
@@ -28,7 +28,7 @@ type Writer interface {
 }
 
 // Formats lists the report formats, and whether each streams hosts as they finish. The others write one sorted
-// document at the end: the table keeps its rows in memory until then, the rest spool the hosts to a temporary file.
+// document at the end, and spool the hosts to a temporary file until then.
 var Formats = map[string]bool{
 	"table":  false,
 	"json":   false,
@@ -57,7 +57,7 @@ func New(format string, w io.Writer) (Writer, error) {
 func NewWithOptions(format string, w io.Writer, opts Options) (Writer, error) {
 	switch format {
 	case "table":
-		return &tableWriter{w: w, opts: opts}, nil
+		return newTableWriter(w, opts), nil
 	case "json":
 		return &documentWriter{w: w, write: writeJSON}, nil
 	case "ndjson":
