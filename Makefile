@@ -20,7 +20,7 @@ scan: build lab-up
 test:
 	bash testdata/lab/test.sh
 
-# Unit tests only: no root, no lab.
+# Unit tests only: no root, no lab (the lab tests run only with OFMPROBE_LAB=1, which test.sh sets).
 unit:
 	$(GO) test ./...
 
@@ -33,7 +33,8 @@ fuzz:
 	done
 
 # Timed sweeps of the lab /20 and /16 against nmap and nbtscan, scored against the lab's truth; writes BENCHMARKS.md
-# (about 30 minutes: nmap takes about 5 of them per /20 run). As root, with the lab up.
+# (about 45 minutes: nmap takes about 5 of them per /20 run, and the slow /16 and the TCP-only rows add 15). As root,
+# with the lab up. BENCH_ONLY=16,slow16 runs only those rows (testdata/lab/benchmarks.sh says more).
 bench: lab-up
 	bash testdata/lab/benchmarks.sh
 

@@ -148,33 +148,32 @@ func gradeRequirement(req Requirement, facts Facts) Result {
 			fail++
 		}
 	}
+	// A check the user did not ask for is left out: it never counts, and never hides a failed check beside it.
+	requestedSkips := skipped - notRequested
 	var out Outcome
-	if req.Match == MatchAny {
-		switch {
-		case pass > 0:
-			out = Pass
-		case warn > 0:
-			out = Warn
-		case skipped > 0:
-			out = Skipped
-		default:
-			out = Fail
-		}
-	} else {
-		switch {
-		case fail > 0:
-			out = Fail
-		case skipped > 0:
-			out = Skipped
-		case warn > 0:
-			out = Warn
-		default:
-			out = Pass
-		}
+	switch {
+	case pass+warn+fail+requestedSkips == 0:
+		out = Skipped
+		r.NotRequested = true
+	case req.Match == MatchAny && pass > 0:
+		out = Pass
+	case req.Match == MatchAny && warn > 0:
+		out = Warn
+	case req.Match == MatchAny && requestedSkips > 0:
+		out = Skipped
+	case req.Match == MatchAny:
+		out = Fail
+	case fail > 0:
+		out = Fail
+	case requestedSkips > 0:
+		out = Skipped
+	case warn > 0:
+		out = Warn
+	default:
+		out = Pass
 	}
 	if out == Skipped {
 		r.Reason = strings.Join(skipReasons, "; ")
-		r.NotRequested = notRequested == skipped
 	}
 	// The severity decides what a failure means: required fails, recommended warns, advisory informs.
 	switch {

@@ -27,6 +27,8 @@ func TestGradeRequirement(t *testing.T) {
 	nbss := Check{Kind: "nbss", Port: 139, Pass: []string{"positive"}}
 	udp138 := Check{Kind: "udp", Port: 138, Pass: []string{"open"}, Warn: []string{"open|filtered"}}
 	notExposed := Check{Kind: "tcp", Port: 139, Pass: []string{"closed", "filtered"}}
+	ofmPort := Check{Kind: "ofm-port", Pass: []string{"open"}}
+	notAsked := Observation{Skipped: "no --ofm-port given", NotRequested: true}
 	tests := []struct {
 		name    string
 		req     Requirement
@@ -54,6 +56,16 @@ func TestGradeRequirement(t *testing.T) {
 			map[string]Observation{"tcp 139": state("open")}, Warn, ""},
 		{"advisory failure informs", Requirement{Severity: Advisory, Match: MatchAll, Checks: []Check{tcp445}},
 			map[string]Observation{"tcp 445": state("closed")}, Info, ""},
+		// A check the user did not ask for never hides a failed check beside it (a custom catalog's any-of 445 and
+		// the OFM port, without --ofm-port, once graded a host with 445 filtered as passing).
+		{"any: a failure beside a check not requested fails", Requirement{Severity: Required, Match: MatchAny, Checks: []Check{tcp445, ofmPort}},
+			map[string]Observation{"tcp 445": state("filtered"), "ofm-port": notAsked}, Fail, ""},
+		{"all: a failure beside a check not requested fails", Requirement{Severity: Required, Match: MatchAll, Checks: []Check{tcp445, ofmPort}},
+			map[string]Observation{"tcp 445": state("filtered"), "ofm-port": notAsked}, Fail, ""},
+		{"all: a pass beside a check not requested passes", Requirement{Severity: Required, Match: MatchAll, Checks: []Check{tcp445, ofmPort}},
+			map[string]Observation{"tcp 445": state("open"), "ofm-port": notAsked}, Pass, ""},
+		{"only checks not requested: not requested", Requirement{Severity: Required, Match: MatchAny, Checks: []Check{ofmPort}},
+			map[string]Observation{"ofm-port": notAsked}, Skipped, "ofm-port: no --ofm-port given"},
 	}
 	for _, tc := range tests {
 		tc.req.ID, tc.req.Fix = "r", "the fix"

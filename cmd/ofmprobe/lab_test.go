@@ -21,8 +21,8 @@ import (
 )
 
 // The lab (testdata/lab/lab.sh) runs real Samba hosts in network namespaces; these tests run the built ofmprobe inside
-// its scanner namespace. They need root and a lab that is up: `make test` brings it up first. Without them the tests
-// skip, except under CI=true, where a skip would hide a broken lab and so fails.
+// its scanner namespace. They run only when asked for with OFMPROBE_LAB=1, which `make test` sets after bringing the
+// lab up; then they need root and the lab, and under CI=true a missing lab fails rather than skips.
 
 const scannerNS = "ofmlab-scan"
 
