@@ -157,7 +157,7 @@ func TestSchemaVocabulary(t *testing.T) {
 		{"smb.state", schema.Defs["smb"].Properties["state"].Enum, strs(catalog.Kinds["smb"], []string{"error"})},
 		{"share.state", schema.Defs["share"].Properties["state"].Enum, strs(catalog.Kinds["share"], []string{"error", "cancelled", "internal"})},
 		{"epm.state", schema.Defs["epm"].Properties["state"].Enum, strs(catalog.Kinds["epm"], []string{"error"})},
-		{"host.status", schema.Defs["host"].Properties["status"].Enum, strs([]string{engine.HostUp, engine.HostUnreachable, engine.HostInternal})},
+		{"host.status", schema.Defs["host"].Properties["status"].Enum, strs([]string{engine.HostUp, engine.HostUnreachable, engine.HostError, engine.HostInternal})},
 	}
 	for _, tc := range tests {
 		if got := strs(tc.got); !slices.Equal(got, tc.want) {

@@ -46,7 +46,7 @@ var gradeStyle = map[catalog.HostGrade]string{
 }
 
 // statusStyle is the colour of a host status.
-var statusStyle = map[string]string{"unreachable": styleMagenta, "internal": styleRed}
+var statusStyle = map[string]string{"unreachable": styleMagenta, "error": styleRed, "internal": styleRed}
 
 // On a terminal of known width, the name and NetBIOS columns are cut to at most these many columns (a long or hostile
 // name must not push the reasons off the screen), and the reasons column to what is left, but never below

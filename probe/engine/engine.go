@@ -328,6 +328,8 @@ func (e *Engine) finishHost(ctx context.Context, hr *hostRun) {
 		h.Status, h.Error, h.Stack = HostInternal, fmt.Sprintf("panic: %v", hr.panicked), hr.stack
 	case h.Unreachable():
 		h.Status = HostUnreachable
+	case !h.learned():
+		h.Status, h.Error = HostError, "no probe learned anything of the host: each failed on this machine or could not run (see the ports' evidence)"
 	default:
 		h.Status = HostUp
 	}

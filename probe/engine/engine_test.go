@@ -324,3 +324,16 @@ func TestObserveNamesStepsLeftOut(t *testing.T) {
 		t.Errorf("tcp observation %+v", o)
 	}
 }
+
+// TestHostWhoseProbesAllFailedLocally: a host of which no probe learned anything (every one failed on this machine)
+// is neither up nor unreachable.
+func TestHostWhoseProbesAllFailedLocally(t *testing.T) {
+	hosts, _ := run(t, mustPlan(t, port(445, status.Error, 0), port(139, status.Error, 0)), testOptions(), 1)
+	if h := hosts[0]; h.Status != HostError || h.Error == "" {
+		t.Errorf("status %q (%q), want %q with the reason", h.Status, h.Error, HostError)
+	}
+	hosts, _ = run(t, mustPlan(t, port(445, status.Error, 0), port(139, status.Closed, 0)), testOptions(), 1)
+	if hosts[0].Status != HostUp {
+		t.Errorf("status %q, want up: one port answered", hosts[0].Status)
+	}
+}

@@ -11,10 +11,13 @@ import (
 )
 
 // The host statuses. Up: something answered, even if only with refusals. Unreachable: every probe met silence or an
-// unreachable answer. Internal: a probe failed inside ofmprobe (a bug); the facts gathered before it are kept.
+// unreachable answer. Error: no probe learned anything, because each failed on this machine (out of descriptors, its
+// own firewall, a cancelled scan) or could not run: nothing is known of the host, which is neither up nor
+// unreachable. Internal: a probe failed inside ofmprobe (a bug); the facts gathered before it are kept.
 const (
 	HostUp          = "up"
 	HostUnreachable = "unreachable"
+	HostError       = "error"
 	HostInternal    = "internal"
 )
 
@@ -188,6 +191,18 @@ func (h *Host) portProto(port int, proto string) (PortResult, bool) {
 		}
 	}
 	return PortResult{}, false
+}
+
+// learned reports whether some step's result says anything of the host, an answer or silence.
+func (h *Host) learned() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.results {
+		if rc, ok := r.(Reacher); ok && rc.Reach() != ReachNone {
+			return true
+		}
+	}
+	return false
 }
 
 // Unreachable reports whether nothing answered: every step that learned anything met silence or an unreachable

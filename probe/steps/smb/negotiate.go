@@ -289,7 +289,9 @@ func smb1Check(ctx context.Context, env *engine.Env, open smbOpen, nbss bool) (*
 	if err != nil {
 		switch {
 		case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED):
-			return &no, "SMB1 disabled: the server closed the connection when offered SMB1 alone"
+			// Windows with SMB1 off closes the connection, but so do an IPS and a connection limit: only the
+			// server's explicit answer proves SMB1 disabled.
+			return nil, "unknown, the server closed the connection when offered SMB1 alone (Windows does that with SMB1 off, and so do an IPS or a connection limit)"
 		case status.Classify(err) == status.Timeout:
 			return nil, fmt.Sprintf("unknown, no answer in %s when offered SMB1 alone", env.Timeout())
 		}

@@ -203,6 +203,8 @@ func observeSMB1(h *engine.Host, cfg Config) catalog.Observation {
 		return catalog.Observation{Skipped: "smb negotiate was not run"}
 	case r.State == status.SMB1Only:
 		return catalog.Observation{State: string(status.Accepted), Evidence: fmt.Sprintf("smb1 %d: the host speaks only SMB1 (%s)", cfg.DirectPort, r.Evidence)}
+	case r.SMB1Accepted == nil && r.SMB1Evidence != "":
+		return catalog.Observation{Skipped: "whether SMB1 is accepted could not be learned: " + r.SMB1Evidence}
 	case r.SMB1Accepted == nil:
 		return catalog.Observation{Skipped: "whether SMB1 is accepted could not be learned: " + r.Evidence}
 	case *r.SMB1Accepted:

@@ -1,0 +1,41 @@
+// Package connect is the "tcp connect" path of a whole scan: one Connector keeps every TCP connect in flight as a
+// non-blocking socket in one epoll set, instead of a goroutine blocked in net.Dialer.DialContext per connect.
+//
+// # Design
+//
+//  1. One sender. Connect never blocks: it queues the attempt. The sender goroutine takes the attempts in order
+//     while fewer than Config.MaxInFlight sockets are open (a counter; it waits when full), calls Config.Pace,
+//     opens a socket (SOCK_STREAM, SOCK_NONBLOCK, SOCK_CLOEXEC) with IP_RECVERR or IPV6_RECVERR on, so that an
+//     ICMP error that ends the connect is queued with its type, code and offender, and calls connect. EINPROGRESS
+//     hands the socket to the poller; an immediate result ends the attempt. EMFILE, ENFILE, ENOBUFS, EADDRNOTAVAIL,
+//     ENOMEM and EAGAIN at socket or connect are this machine pushing back: the socket is closed and the attempt
+//     retried after a short, growing backoff; if the pushback lasts, the attempt ends LocalError, never started.
+//  2. One epoll set. A connecting socket is added with EPOLLOUT, EPOLLERR, EPOLLHUP and EPOLLONESHOT, keyed by its
+//     fd and a generation number (the fd in the low 32 bits of the epoll data, the generation in the high 32). The
+//     table of sockets in flight is indexed by fd and an entry answers only to its generation, so an event queued
+//     for a socket that was closed, and whose fd number was reused for a newer attempt, is ignored.
+//  3. One timer heap. The deadline of every socket in flight sits in one min-heap. There is no goroutine and no
+//     timer per attempt: an attempt in flight costs a small struct and a slot in the table and the heap.
+//  4. One poller. The poller goroutine waits in epoll_wait, with the time to the earliest deadline as its timeout
+//     and an eventfd in the set that wakes it for an earlier deadline and for Close. On an event it reads the
+//     connect's result (SO_ERROR); a failed connect's error queue is read (MSG_ERRQUEUE) for the ICMP error behind
+//     it. A socket whose deadline passed is closed and times out. A connected socket is closed with SO_LINGER 0: it
+//     sends a RST, so the probe leaves no TIME_WAIT here and no half-open connection there.
+//  5. Close cancels Pace, wakes and waits for both goroutines, closes every socket still in flight and the epoll
+//     set, and gives Canceled to every attempt queued or in flight.
+//
+// # Outcomes
+//
+//   - Connected: the handshake completed (SO_ERROR 0, or a reset after it completed).
+//   - Refused: a RST answered the SYN (ECONNREFUSED): the host is up and nothing listens on the port.
+//   - Unreachable: EHOSTUNREACH, ENETUNREACH, EHOSTDOWN, ENONET or ENETDOWN, from an ICMP error or the routing
+//     table. Result.ICMP holds the ICMP error when there was one; its Filtered method tells an administratively
+//     prohibited (a firewall that answers) from a host or network unreachable.
+//   - TimedOut: nothing decided before the timeout. Silence is not proof of filtering.
+//   - LocalError: pushback that never cleared, or Pace failing. It says nothing about the destination.
+//   - Denied: EACCES or EPERM at connect: this machine's firewall refused; no SYN left.
+//   - Failed: any other errno, or an invalid destination.
+//   - Canceled: the connector was closed first.
+//
+// The connector is Linux only: elsewhere Open fails with errors.ErrUnsupported.
+package connect
