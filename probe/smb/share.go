@@ -240,6 +240,9 @@ type IPCReport struct {
 // guard that refuses the few well-formed frames go-smb2 v1.1.0 still mishandles. A panic of the client in the
 // calling goroutine becomes a protocol error. Directories are never listed. The password appears in no field or
 // text of the report.
+//
+// The check never uses SMB3 encryption (see serverSaid.note for why and how): a session or share the server wants
+// encrypted is reported as StateRefused with evidence that says so, at the step where the server said it.
 func CheckShare(ctx context.Context, conn net.Conn, req ShareRequest) (rep ShareReport) {
 	if req.Share == "" {
 		req.Share = DefaultShare
@@ -298,10 +301,14 @@ func CheckShare(ctx context.Context, conn net.Conn, req ShareRequest) (rep Share
 	rep.Step = StepTreeConnect
 	unc := `\\` + req.Host + `\` + req.Share
 	share, err := session.Mount(unc)
-	if err != nil {
+	switch {
+	case err != nil:
 		rep.fail(describeFailure(StepTreeConnect, err, guard.said(), req.guest()))
 		rep.Evidence = fmt.Sprintf("%s %s: %s", unc, who, rep.Evidence)
-	} else {
+	case guard.said().shareFlags&shareFlagEncryptData != 0:
+		// go-smb2 would encrypt every request on this tree; none is sent, and the session stays usable for IPC$.
+		rep.fail(StateRefused, fmt.Sprintf("%s %s: %s; the files were not checked", unc, who, shareEncrypted), 0)
+	default:
 		share = share.WithContext(ctx)
 		rep.Step = StepStat
 		rep.Files = checkFiles(share, req)
@@ -313,6 +320,12 @@ func CheckShare(ctx context.Context, conn net.Conn, req ShareRequest) (rep Share
 		rep.Evidence = fmt.Sprintf("%s mounted %s; %s", unc, who, strings.Join(parts, "; "))
 	}
 	if req.ConnectIPC {
+		if refused := guard.said().refused; refused != nil {
+			// The guard has given up the connection: go-smb2 would only get the same error again.
+			state, evidence, _ := describeTransport(rep.Step, refused)
+			rep.IPC = &IPCReport{State: state, Evidence: "IPC$ not tried: " + evidence}
+			return rep
+		}
 		rep.IPC = connectIPC(session, `\\`+req.Host+`\IPC$`, guard, req.guest())
 	}
 	return rep
@@ -533,8 +546,13 @@ func describeStatus(step string, code uint32, said serverSaid, guest bool) (voca
 // describeTransport words a connection error seen by go-smb2 (the cause inside a *smb2.TransportError, which has no
 // Unwrap).
 func describeTransport(step string, err error) (vocab.State, string, uint32) {
-	var netErr net.Error
+	var (
+		netErr    net.Error
+		encrypted *encryptionRefused
+	)
 	switch {
+	case errors.As(err, &encrypted):
+		return StateRefused, step + ": " + encrypted.reason, 0
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return StateTimeout, step + ": no answer in the time allowed for the share check", 0
 	case errors.Is(err, ErrShort), errors.Is(err, ErrFramePrefix), errors.Is(err, ErrFrameLength), errors.Is(err, ErrMagic),
@@ -554,19 +572,47 @@ func describeTransport(step string, err error) (vocab.State, string, uint32) {
 	return StateProtocolError, fmt.Sprintf("%s: connection error (%v)", step, err), 0
 }
 
-// ErrGuard means a well-formed frame that go-smb2 v1.1.0 would mishandle: an encrypted frame outside an
-// authenticated SMB 3 session, or negotiate answers without end.
+// ErrGuard means a well-formed frame that go-smb2 v1.1.0 would mishandle: an encrypted frame before any session
+// was set up, or negotiate answers without end.
 var ErrGuard = errors.New("smb: frame refused by the client guard")
+
+// ErrEncryption means the server wants SMB3 encryption (MS-SMB2 §3.1.4.3), which the share check does not use: it
+// sent an encrypted frame once a session was set up, or its session setup answer set
+// SMB2_SESSION_FLAG_ENCRYPT_DATA. The guard refuses such a frame; the error wrapping ErrEncryption is an
+// *encryptionRefused whose reason CheckShare shows.
+var ErrEncryption = errors.New("smb: the server requires SMB3 encryption, which ofmprobe does not use")
+
+// encryptionRefused is a frame the guard refused because of encryption; reason is the sentence for the report.
+type encryptionRefused struct{ reason string }
+
+func (e *encryptionRefused) Error() string { return "smb: " + e.reason }
+func (e *encryptionRefused) Unwrap() error { return ErrEncryption }
+
+// The reasons of an encryptionRefused, and the evidence of a share that wants encryption.
+const (
+	transformRefused = "the server encrypted its answer (an SMB3 transform header, FD 'SMB'), and ofmprobe does not use SMB3 encryption"
+	sessionEncrypted = "the server requires SMB3 encryption for this session (SMB2_SESSION_FLAG_ENCRYPT_DATA), which ofmprobe does not use"
+	shareEncrypted   = "the server requires SMB3 encryption for this share (SMB2_SHAREFLAG_ENCRYPT_DATA), which ofmprobe does not use"
+)
 
 // SMB2 commands the guard follows (MS-SMB2 §2.2.1.2).
 const (
 	commandSessionSetup = 0x0001
+	commandTreeConnect  = 0x0003
 	// maxNegotiates: go-smb2 sends a second NEGOTIATE after an "SMB 2.???" answer, and loops as long as the server
 	// keeps answering so.
 	maxNegotiates = 2
 	// sessionFlagGuest and sessionFlagNull are SMB2_SESSION_FLAG_IS_GUEST and _IS_NULL (MS-SMB2 §2.2.6).
 	sessionFlagGuest = 0x0001
 	sessionFlagNull  = 0x0002
+	// sessionFlagEncryptData is SMB2_SESSION_FLAG_ENCRYPT_DATA (MS-SMB2 §2.2.6): every later message of the session
+	// must be encrypted.
+	sessionFlagEncryptData = 0x0004
+	// shareFlagEncryptData is SMB2_SHAREFLAG_ENCRYPT_DATA (MS-SMB2 §2.2.10): every message on the tree must be
+	// encrypted.
+	shareFlagEncryptData = 0x00008000
+	// treeConnectRespSize is the StructureSize of a TREE_CONNECT response (MS-SMB2 §2.2.10).
+	treeConnectRespSize = 16
 )
 
 // serverSaid is what the guard saw of the server's answers.
@@ -577,8 +623,12 @@ type serverSaid struct {
 	// sessionDone is set by a successful final SESSION_SETUP answer, with its flags.
 	sessionDone  bool
 	sessionFlags uint16
-	lastCommand  uint16
-	lastStatus   uint32
+	// shareFlags are the ShareFlags of the last TREE_CONNECT answer, zero when it failed.
+	shareFlags  uint32
+	lastCommand uint16
+	lastStatus  uint32
+	// refused is the error of the frame the guard refused; go-smb2 gets it for every later read.
+	refused error
 }
 
 // loginStep returns the step go-smb2's DialContext had reached: negotiate until a negotiate answer chose a dialect,
@@ -603,10 +653,27 @@ func (s serverSaid) guestSession() bool {
 }
 
 // note records what the whole, checked frame says, and refuses the frames go-smb2 v1.1.0 mishandles:
-//   - an encrypted frame (FD 'SMB') unless an SMB 3 session that is neither guest nor anonymous was set up: before
-//     that go-smb2 reads the transform header as an SMB2 header, takes four nonce bytes for NextCommand and slices
-//     past the frame in its receiver goroutine; on a guest session it decrypts with no key;
+//   - every encrypted frame (FD 'SMB', MS-SMB2 §2.2.41). Before a session, go-smb2 reads the transform header as an
+//     SMB2 header, takes four nonce bytes for NextCommand and slices past the frame in its receiver goroutine.
+//     After one, it decrypts the frame and splits the plaintext into compounded messages without any of the checks
+//     FrameConn makes (conn.go runReciever, tryDecrypt), and a server knows the key whenever it knows the password,
+//     as it does for the empty one of a guest login that it need not flag as guest. So this is ErrGuard before the
+//     session setup and an ErrEncryption after it;
+//   - a successful SESSION_SETUP answer with SMB2_SESSION_FLAG_ENCRYPT_DATA (ErrEncryption): go-smb2 would encrypt
+//     everything after it and expect encrypted answers, and on a guest or SMB 2 session it has no key and
+//     dereferences a nil cipher;
 //   - a third NEGOTIATE answer: go-smb2 negotiates again after every "SMB 2.???" answer, without end.
+//
+// The negotiate request still offers encryption: go-smb2 v1.1.0 always sets SMB2_GLOBAL_CAP_ENCRYPTION
+// (feature.go, conn.go makeRequest) and, with 3.1.1, an SMB2_ENCRYPTION_CAPABILITIES context for AES-128-GCM and
+// AES-128-CCM, with no option to leave them out. Rewriting the request on the wire would break every signed 3.1.1
+// session, since go-smb2 feeds the bytes it built into the preauth integrity hash its signing key comes from, and
+// pinning a dialect without the offer (Negotiator.SpecifiedDialect) would lose the SMB 2 and 3.1.1-only servers.
+// Because it is offered, a server that wants encryption says so with the ENCRYPT_DATA flags instead of a bare
+// STATUS_ACCESS_DENIED, and the check reports it in those words. A server that merely prefers encryption (Samba
+// "smb encrypt = desired", Windows with RejectUnencryptedAccess off) sets the same flags, so the report reads
+// "requires" for it too. A share's SMB2_SHAREFLAG_ENCRYPT_DATA is recorded here and acted on by CheckShare, which
+// then sends nothing on that tree, so that IPC$ can still be tried on the session.
 func (s *serverSaid) note(frame []byte) error {
 	if len(frame) < PrefixLen+HeaderLen {
 		return fmt.Errorf("smb: frame of %d bytes: %w", len(frame), ErrShort)
@@ -615,10 +682,10 @@ func (s *serverSaid) note(frame []byte) error {
 	le := binary.LittleEndian
 	switch [4]byte(msg[:4]) {
 	case magicTransform:
-		if !s.sessionDone || s.sessionFlags&(sessionFlagGuest|sessionFlagNull) != 0 || s.dialect < SMB300 || s.dialect == SMB2Wildcard {
-			return fmt.Errorf("smb: encrypted frame outside an authenticated SMB 3 session: %w", ErrGuard)
+		if !s.sessionDone {
+			return fmt.Errorf("smb: encrypted frame before any session was set up: %w", ErrGuard)
 		}
-		return nil
+		return &encryptionRefused{transformRefused}
 	case magicSMB2:
 	default:
 		return fmt.Errorf("smb: frame starts with %s: %w", describeMagic(msg), ErrMagic)
@@ -641,6 +708,16 @@ func (s *serverSaid) note(frame []byte) error {
 	case commandSessionSetup:
 		if status == 0 && len(body) >= 8 && le.Uint16(body[0:2]) == 9 {
 			s.sessionDone, s.sessionFlags = true, le.Uint16(body[2:4])
+			if s.sessionFlags&sessionFlagEncryptData != 0 {
+				return &encryptionRefused{sessionEncrypted}
+			}
+		}
+	case commandTreeConnect:
+		if status != statusPending {
+			s.shareFlags = 0
+		}
+		if status == 0 && len(body) >= 8 && le.Uint16(body[0:2]) == treeConnectRespSize {
+			s.shareFlags = le.Uint32(body[4:8])
 		}
 	}
 	return nil
@@ -706,6 +783,9 @@ func (g *guardConn) next() error {
 	}
 	g.saidMu.Lock()
 	err = g.seen.note(frame)
+	if err != nil {
+		g.seen.refused = err
+	}
 	g.saidMu.Unlock()
 	if err != nil {
 		g.err = err

@@ -62,6 +62,13 @@ type fakeShareServer struct {
 	readStatus uint32
 	// challenge replaces the SPNEGO token of the first session setup answer.
 	challenge []byte
+	// smb311 answers the negotiate with SMB 3.1.1 and an encryption context choosing AES-128-GCM.
+	smb311 bool
+	// shareFlags go with every successful tree connect answer but IPC$'s.
+	shareFlags uint32
+	// transform, when set, is asked first for the answer to each request; what it returns, when not nil, is sent
+	// instead of the answer, such as an encrypted frame.
+	transform func(req []byte) []byte
 
 	mu sync.Mutex
 	// received holds every byte the clients sent, to check that no password crosses the wire in the clear.
@@ -126,19 +133,26 @@ func (s *fakeShareServer) handle(t *testing.T, c net.Conn) {
 			return
 		}
 		var reply []byte
-		switch binary.LittleEndian.Uint16(req[12:14]) {
-		case cmdNegotiate:
+		if s.transform != nil {
+			reply = s.transform(req)
+		}
+		switch cmd := binary.LittleEndian.Uint16(req[12:14]); {
+		case reply != nil:
+			if cmd == cmdSessionSetup {
+				legs++
+			}
+		case cmd == cmdNegotiate:
 			reply = s.negotiate(t, req)
-		case cmdSessionSetup:
+		case cmd == cmdSessionSetup:
 			legs++
 			reply = s.sessionSetup(req, legs)
-		case cmdTreeConnect:
+		case cmd == cmdTreeConnect:
 			reply = s.treeConnect(req)
-		case cmdCreate:
+		case cmd == cmdCreate:
 			reply = s.create(req)
-		case cmdRead:
+		case cmd == cmdRead:
 			reply = s.read(req)
-		case cmdClose:
+		case cmd == cmdClose:
 			reply = answer(req, statusSuccess, 0, closeBody())
 		default:
 			reply = answer(req, 0xC0000002, 0, errorBody()) // STATUS_NOT_IMPLEMENTED
@@ -178,14 +192,19 @@ func closeBody() []byte {
 }
 
 // negotiate answers with the 3.0.2 vector turned into SMB 2.1, so that no 3.x key derivation or encryption is
-// involved.
-func (s *fakeShareServer) negotiate(t *testing.T, req []byte) []byte {
+// involved; or, for smb311, with the 3.1.1 vector, whose contexts choose SHA-512 and AES-128-GCM.
+func (s *fakeShareServer) negotiate(t testing.TB, req []byte) []byte {
 	b := unhex(t, negotiateResponseVector)
-	copy(b[4+24:4+32], req[24:32])
 	binary.LittleEndian.PutUint16(b[4+64+4:], uint16(SMB210))
-	if s.signingRequired {
-		binary.LittleEndian.PutUint16(b[4+64+2:], uint16(SigningEnabled|SigningRequired))
+	if s.smb311 {
+		b = unhex(t, negotiateResponse311Vector)
 	}
+	copy(b[4+24:4+32], req[24:32])
+	mode := SigningEnabled
+	if s.signingRequired {
+		mode |= SigningRequired
+	}
+	binary.LittleEndian.PutUint16(b[4+64+2:], uint16(mode))
 	return b
 }
 
@@ -236,6 +255,9 @@ func (s *fakeShareServer) treeConnect(req []byte) []byte {
 	}
 	b := make([]byte, 16)
 	b[0], b[2] = 16, 1 // StructureSize, disk share
+	if !strings.EqualFold(name, "IPC$") {
+		le.PutUint32(b[4:], s.shareFlags)
+	}
 	le.PutUint32(b[12:], 0x001F01FF)
 	return answer(req, statusSuccess, fakeTreeID, b)
 }
@@ -527,7 +549,7 @@ func hostileReplies(t *testing.T) []struct {
 		{"next command past the frame", []fakeReply{replyNegotiate(t, 0x1000)}, StateProtocolError,
 			"negotiate: the server sent a malformed SMB frame (smb: compound message 0 at offset 0: next command 4096"},
 		{"encrypted frame before any session", []fakeReply{transform}, StateProtocolError,
-			"negotiate: the server sent a malformed SMB frame (smb: encrypted frame outside an authenticated SMB 3 session"},
+			"negotiate: the server sent a malformed SMB frame (smb: encrypted frame before any session was set up: smb: frame refused by the client guard)"},
 		{"SMB 2.??? without end", []fakeReply{wildcard, wildcard, wildcard, wildcard}, StateProtocolError,
 			"negotiate: the server sent a malformed SMB frame (smb: negotiate answer 3: smb: frame refused by the client guard)"},
 		{"half a frame, then hang up", []fakeReply{replyBytes(unhex(t, negotiateResponseVector)[:40]), nil}, StateProtocolError,
@@ -811,8 +833,12 @@ func TestServerSaidNote(t *testing.T) {
 		}},
 		{header(commandSessionSetup, 0, 9, 0, 1, 0, 0, 0, 0, 0), nil, func() bool { return s.sessionDone && s.guestSession() }},
 		{header(cmdTreeConnect, statusPending), nil, func() bool { return s.lastStatus == 0 && s.lastCommand == commandSessionSetup }},
-		{transformFrame(HeaderLen+8, HeaderLen+8), ErrGuard, func() bool { return true }}, // a guest session has no keys
-		{header(cmdTreeConnect, statusAccessDenied), nil, func() bool { return s.lastStatus == statusAccessDenied && s.lastCommand == cmdTreeConnect }},
+		{transformFrame(HeaderLen+8, HeaderLen+8), ErrEncryption, func() bool { return true }},
+		{header(cmdTreeConnect, 0, 16, 0, 1, 0, 0x00, 0x80, 0, 0), nil, func() bool { return s.shareFlags == shareFlagEncryptData }},
+		{header(cmdTreeConnect, statusPending), nil, func() bool { return s.shareFlags == shareFlagEncryptData }},
+		{header(cmdTreeConnect, statusAccessDenied), nil, func() bool {
+			return s.lastStatus == statusAccessDenied && s.lastCommand == cmdTreeConnect && s.shareFlags == 0
+		}},
 		{unhex(t, negotiateResponseVector), ErrGuard, func() bool { return s.negotiates == 3 }},
 		{unhex(t, "00000004 fe534d42"), ErrShort, func() bool { return true }},
 	}
@@ -822,10 +848,15 @@ func TestServerSaidNote(t *testing.T) {
 			t.Errorf("step %d: err = %v, want %v; state %+v", i, err, st.err, s)
 		}
 	}
-	// An authenticated SMB 3 session may encrypt.
-	s = serverSaid{dialect: SMB302, sessionDone: true}
-	if err := s.note(transformFrame(HeaderLen+8, HeaderLen+8)); err != nil {
+	// No session may encrypt, not even an authenticated SMB 3 one: go-smb2 would split the plaintext unchecked.
+	s = serverSaid{dialect: SMB311, sessionDone: true}
+	if err := s.note(transformFrame(HeaderLen+8, HeaderLen+8)); !errors.Is(err, ErrEncryption) {
 		t.Errorf("encrypted frame in an SMB 3 user session: %v", err)
+	}
+	// Nor may a session setup answer ask for it.
+	s = serverSaid{dialect: SMB311}
+	if err := s.note(header(commandSessionSetup, 0, 9, 0, sessionFlagEncryptData, 0, 0, 0, 0, 0)); !errors.Is(err, ErrEncryption) || err.Error() != "smb: "+sessionEncrypted {
+		t.Errorf("session setup answer with SMB2_SESSION_FLAG_ENCRYPT_DATA: %v", err)
 	}
 }
 
