@@ -144,9 +144,10 @@ func (e *Engine) Run(ctx context.Context, tgts iter.Seq[targets.Target], emit fu
 		out <- hr.h
 	}
 	for {
-		// Admit hosts while there is room, and while the Run steps already queued would not keep a new host waiting
-		// for sockets anyway: a host admitted too early only costs memory.
-		for !exhausted && !stopped && inFlight < e.opts.HostsInFlight && ready.len() < 2*int(e.env.budget.Load()) {
+		// Admit hosts while there is room, and while the steps already queued would not keep a new host waiting for
+		// sockets anyway: a host admitted too early only costs memory, and Stop finishes every host admitted.
+		for !exhausted && !stopped && inFlight < e.opts.HostsInFlight && ready.len() < 2*int(e.env.budget.Load()) &&
+			e.env.waitingForSockets() < e.env.connectBudget() {
 			select {
 			case <-e.stop:
 				stopped = true

@@ -91,17 +91,26 @@ type Env struct {
 	lastShrink atomic.Int64
 	pushback   atomic.Int64
 
-	mux muxState
+	mux  muxState
+	conn connectorState
+	// rtt estimates the round trip across the scan, from every host's answers.
+	rtt RTT
 }
 
 // NewEnv returns an environment for the options, which must be valid.
 func NewEnv(opts Options) *Env {
-	e := &Env{opts: opts, dialer: opts.Dialer, sockets: semaphore.NewWeighted(int64(opts.Sockets))}
+	e := &Env{opts: opts, dialer: opts.Dialer}
 	if e.dialer == nil {
 		// No keep-alives: a connect probe closes at once.
 		e.dialer = &net.Dialer{KeepAlive: -1}
 	}
-	e.budget.Store(int64(opts.Sockets))
+	n := e.exchangeBudget()
+	if opts.Dialer != nil {
+		// Every connect dials through the scripted dialer, within the whole budget.
+		n = opts.Sockets
+	}
+	e.sockets = semaphore.NewWeighted(int64(n))
+	e.budget.Store(int64(n))
 	if opts.Rate > 0 {
 		// A burst of 20 ms worth of packets (at least one) keeps the average at the cap without a timer per packet.
 		e.limiter = rate.NewLimiter(rate.Limit(opts.Rate), max(1, int(opts.Rate/50)))
@@ -134,13 +143,17 @@ func (e *Env) Pace(ctx context.Context) error {
 // connect the kernel refuses for want of local resources waits and tries again, up to maxLocalRetries times, rather
 // than failing the step.
 func (e *Env) DialTCP(ctx context.Context, addr netip.Addr, port uint16) (net.Conn, time.Duration, error) {
+	return e.dialTCP(ctx, addr, port, e.opts.Timeout)
+}
+
+func (e *Env) dialTCP(ctx context.Context, addr netip.Addr, port uint16, timeout time.Duration) (net.Conn, time.Duration, error) {
 	target := netip.AddrPortFrom(addr, port).String()
 	for tries := 1; ; tries++ {
 		if err := e.Pace(ctx); err != nil {
 			return nil, 0, err
 		}
 		start := time.Now()
-		dctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+		dctx, cancel := context.WithTimeout(ctx, timeout)
 		conn, err := e.dialer.DialContext(dctx, "tcp", target)
 		rtt := time.Since(start)
 		cancel()
@@ -211,4 +224,38 @@ func (e *Env) PushedBack(ctx context.Context, tries int) bool {
 }
 
 // close releases what the environment opened.
-func (e *Env) close() { e.closeMux() }
+func (e *Env) close() {
+	e.closeMux()
+	e.closeConnector()
+}
+
+// connectBudget is the connects in flight the connector may hold: the socket budget less what the exchanges (the
+// Run steps) may hold.
+func (e *Env) connectBudget() int { return max(1, e.opts.Sockets-e.exchangeBudget()) }
+
+// exchangeBudget is the sockets the Run steps (protocol exchanges, each with a worker goroutine) may hold at once: a
+// quarter of the budget, at most maxExchanges. Connect probes, which hold no goroutine, get the rest.
+func (e *Env) exchangeBudget() int { return max(1, min(e.opts.Sockets/4, maxExchanges)) }
+
+// maxExchanges bounds the Run steps in flight: each holds a goroutine whose stack grows as it speaks SMB.
+const maxExchanges = 2048
+
+// ConnectTimeout is the timeout of one connect attempt to h: --timeout, or longer when h's answers (or, before it
+// has given any, the scan's) show the network is slower than that.
+func (e *Env) ConnectTimeout(h *Host) time.Duration {
+	return adaptiveTimeout(h, &e.rtt, e.opts.Timeout)
+}
+
+// UDPTimeoutFor is the wait for one UDP try to h, adapted as ConnectTimeout is, from --udp-timeout.
+func (e *Env) UDPTimeoutFor(h *Host) time.Duration {
+	return adaptiveTimeout(h, &e.rtt, e.opts.UDPTimeout)
+}
+
+// SampleRTT records a round trip to h that the first attempt of a probe measured (a connect's answer, a
+// datagram's answer or ICMP error).
+func (e *Env) SampleRTT(h *Host, d time.Duration) {
+	if h != nil {
+		h.rtt.Sample(d)
+	}
+	e.rtt.Sample(d)
+}

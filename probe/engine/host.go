@@ -94,6 +94,8 @@ type Host struct {
 	Stack string
 
 	plan *Plan
+	// rtt estimates the round trip to this host from its answers.
+	rtt RTT
 	// mu guards results and skipped: the scheduler writes a step's slot while other steps of the host read theirs.
 	mu      sync.Mutex
 	results []Result

@@ -283,6 +283,9 @@ func (c *Connector) Close() error {
 		}
 	}
 	c.queue, c.head, c.conns, c.timers = nil, 0, nil, nil
+	c.mu.Lock()
+	c.inFlight = 0
+	c.mu.Unlock()
 	err := c.poll.close()
 	for _, p := range canceled {
 		c.ended[Canceled].Add(1)
@@ -413,7 +416,7 @@ func (c *Connector) start(p *attempt, backoff *time.Timer) {
 		}
 		delay = min(2*delay, 50*time.Millisecond)
 	}
-	if errors.Is(err, syscall.EINPROGRESS) {
+	if err == syscall.EINPROGRESS {
 		c.watch(p, fd)
 		return
 	}

@@ -122,6 +122,9 @@ func (c *Connector) dial(p *attempt) (int, error) {
 	} else {
 		err = unix.Connect(fd, sa)
 	}
+	if err == unix.EINPROGRESS {
+		return fd, err // the common case, not wrapped: it allocates nothing
+	}
 	if err != nil {
 		return fd, os.NewSyscallError("connect", err)
 	}
@@ -343,8 +346,8 @@ func isPushback(err error) bool {
 	if err == nil {
 		return false
 	}
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
+	errno, ok := errnoOf(err)
+	if !ok {
 		return false
 	}
 	switch errno {
@@ -356,8 +359,8 @@ func isPushback(err error) bool {
 
 // classify maps the errno of a failed connect to its outcome.
 func classify(err error) Outcome {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
+	errno, ok := errnoOf(err)
+	if !ok {
 		return Failed
 	}
 	switch errno {
@@ -375,4 +378,18 @@ func classify(err error) Outcome {
 		return LocalError
 	}
 	return Failed
+}
+
+// errnoOf returns the errno in err; the common shapes are unwrapped without errors.As, which allocates.
+func errnoOf(err error) (syscall.Errno, bool) {
+	switch e := err.(type) {
+	case syscall.Errno:
+		return e, true
+	case *os.SyscallError:
+		if errno, ok := e.Err.(syscall.Errno); ok {
+			return errno, true
+		}
+	}
+	var errno syscall.Errno
+	return errno, errors.As(err, &errno)
 }

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
@@ -98,7 +99,7 @@ func NodeStatusStepFor(cfg Config) engine.Step {
 		Answers: []string{"nbstat"},
 		When:    engine.IPv4,
 		Start: func(ctx context.Context, env *engine.Env, h *engine.Host, done func(engine.Result)) {
-			QueryNodeStatus(env, netip.AddrPortFrom(h.Addr, cfg.NodeStatusPort), func(ns *NodeStatus) { done(ns) })
+			QueryHost(env, h, netip.AddrPortFrom(h.Addr, cfg.NodeStatusPort), func(ns *NodeStatus) { done(ns) })
 		},
 		Internal: func(why string) engine.Result {
 			return &NodeStatus{State: status.Error, Evidence: "nbstat 137: " + why}
@@ -120,19 +121,35 @@ func NodeStatusStepFor(cfg Config) engine.Step {
 // done with the result. Replies are matched by source address and port and by a random transaction ID; strays and
 // spoofed replies are ignored by the mux.
 func QueryNodeStatus(env *engine.Env, dst netip.AddrPort, done func(*NodeStatus)) {
+	QueryHost(env, nil, dst, done)
+}
+
+// QueryHost is QueryNodeStatus for a host of the scan: each try waits the adaptive UDP timeout for h, and an
+// answer to the first try is a round-trip sample of h.
+func QueryHost(env *engine.Env, h *engine.Host, dst netip.AddrPort, done func(*NodeStatus)) {
 	mux, err := env.Datagrams()
 	if err != nil {
 		done(&NodeStatus{State: status.Error, Evidence: fmt.Sprintf("nbstat 137: not sent, this machine could not open its UDP socket: %v", err)})
 		return
 	}
 	txid := uint16(rand.Uint32())
+	var last atomic.Int64 // the wait of the latest try, for the evidence
 	mux.Submit(datagram.Query{
 		Dst:     dst,
 		Payload: netbios.AppendNodeStatusRequest(make([]byte, 0, 50), txid),
 		Match:   func(reply []byte) bool { return len(reply) >= 2 && binary.BigEndian.Uint16(reply) == txid },
 		Tries:   env.UDPTries(),
-		Timeout: env.UDPTimeout(),
-		Done:    func(r datagram.Result) { done(nodeStatusResult(r, env.UDPTimeout())) },
+		TryTimeout: func(int) time.Duration {
+			t := env.UDPTimeoutFor(h)
+			last.Store(int64(t))
+			return t
+		},
+		Done: func(r datagram.Result) {
+			if r.Attempts == 1 && (r.Outcome == datagram.Answered || r.Outcome == datagram.ICMPError) {
+				env.SampleRTT(h, r.RTT)
+			}
+			done(nodeStatusResult(r, time.Duration(last.Load())))
+		},
 	})
 }
 

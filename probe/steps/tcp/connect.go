@@ -5,11 +5,11 @@ package tcp
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/netip"
+	"time"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
 	"github.com/ofmprobe/ofmprobe/probe/engine"
+	"github.com/ofmprobe/ofmprobe/probe/engine/connect"
 	"github.com/ofmprobe/ofmprobe/probe/status"
 )
 
@@ -25,8 +25,8 @@ func Steps(ports []int, ofmPort int) []engine.Step {
 			Name:    StepName(p),
 			Key:     "tcp",
 			Answers: []string{"tcp", "ofm-port"},
-			Run: func(ctx context.Context, env *engine.Env, h *engine.Host) engine.Result {
-				return Connect(ctx, env, h.Addr, p)
+			Start: func(ctx context.Context, env *engine.Env, h *engine.Host, done func(engine.Result)) {
+				Probe(ctx, env, h, p, func(r engine.PortResult) { done(r) })
 			},
 			Internal: func(why string) engine.Result {
 				return engine.PortResult{Port: p, Protocol: "tcp", State: status.Error, Evidence: why}
@@ -37,59 +37,107 @@ func Steps(ports []int, ofmPort int) []engine.Step {
 	return steps
 }
 
-// Connect is the "tcp connect" step: silence is retried env.Retries() more times; a refusal or an unreachable
-// answer is final at once. The caller holds a socket of the scan's budget.
-func Connect(ctx context.Context, env *engine.Env, addr netip.Addr, port int) engine.PortResult {
-	r := engine.PortResult{Port: port, Protocol: "tcp"}
-	timeouts := 0
-	for {
-		r.Attempts++
-		conn, rtt, err := env.DialTCP(ctx, addr, uint16(port))
-		if err == nil {
-			if tc, ok := conn.(*net.TCPConn); ok {
-				// Close with a reset: a connect probe leaves no TIME_WAIT behind, on either side.
-				_ = tc.SetLinger(0)
-			}
-			conn.Close()
-			r.State, r.RTT = status.Open, rtt
-			r.Evidence = fmt.Sprintf("tcp %d: open, connected in %s", port, engine.FormatRTT(rtt))
-			return r
-		}
-		switch st := status.Classify(err); st {
-		case status.Closed, status.Reset:
-			r.State, r.RTT = status.Closed, rtt
-			r.Evidence = fmt.Sprintf("tcp %d: closed, connection refused in %s", port, engine.FormatRTT(rtt))
-			return r
-		case status.Unreachable:
-			r.State, r.RTT = status.Unreachable, rtt
-			r.Evidence = fmt.Sprintf("tcp %d: unreachable, %s after %s", port, engine.ErrnoText(err), engine.FormatRTT(rtt))
-			return r
-		case status.Denied:
-			r.State = status.Filtered
-			r.Evidence = fmt.Sprintf("tcp %d: filtered, this machine's own firewall refused the connect", port)
-			return r
-		case status.Timeout, status.Cancelled:
-			if ctx.Err() != nil {
-				r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: scan cancelled", port)
-				return r
-			}
-			timeouts++
-			if timeouts > env.Retries() {
-				r.State = status.Filtered
-				r.Evidence = fmt.Sprintf("tcp %d: filtered, no answer to %d %s of %s", port, timeouts, engine.Plural(timeouts, "attempt"), env.Timeout())
-				return r
-			}
-		case status.Local:
-			// This machine ran short (file descriptors, buffers, ports) through every retry DialTCP made: not an
-			// attempt on the host, and not a property of it.
-			r.Attempts--
-			r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: this machine ran out of resources: %v", port, err)
-			return r
-		default:
-			r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: %v", port, err)
-			return r
-		}
+// Probe is the "tcp connect" step: it proves whether a port accepts a TCP connection, and calls done with the
+// result. Silence is retried env.Retries() more times, each attempt with the adaptive timeout for h; a refusal, an
+// ICMP error or an unreachable answer is final at once. While a connect waits it holds a socket of the scan's
+// connector and nothing else: no goroutine, no stack.
+func Probe(ctx context.Context, env *engine.Env, h *engine.Host, port int, done func(engine.PortResult)) {
+	p := &probe{ctx: ctx, env: env, h: h, r: engine.PortResult{Port: port, Protocol: "tcp"}, done: done}
+	p.attempt()
+}
+
+// probe is one port's connect probe between its attempts.
+type probe struct {
+	ctx      context.Context
+	env      *engine.Env
+	h        *engine.Host
+	r        engine.PortResult
+	timeouts int
+	timeout  time.Duration
+	done     func(engine.PortResult)
+}
+
+func (p *probe) attempt() {
+	if p.ctx.Err() != nil {
+		p.r.State, p.r.Evidence = status.Error, fmt.Sprintf("tcp %d: scan cancelled", p.r.Port)
+		p.done(p.r)
+		return
 	}
+	p.r.Attempts++
+	p.timeout = p.env.ConnectTimeout(p.h)
+	p.env.ConnectProbe(p.ctx, p.h, p.h.Addr, uint16(p.r.Port), p.result)
+}
+
+// result decides the port from one attempt, or makes the next.
+func (p *probe) result(c engine.ConnectResult) {
+	r, port := &p.r, p.r.Port
+	first := r.Attempts == 1
+	switch c.Outcome {
+	case connect.Connected:
+		r.State, r.RTT = status.Open, c.RTT
+		r.Evidence = fmt.Sprintf("tcp %d: open, connected in %s", port, engine.FormatRTT(c.RTT))
+		if first {
+			p.env.SampleRTT(p.h, c.RTT)
+		}
+	case connect.Refused:
+		r.State, r.RTT = status.Closed, c.RTT
+		r.Evidence = fmt.Sprintf("tcp %d: closed, connection refused in %s", port, engine.FormatRTT(c.RTT))
+		if first {
+			p.env.SampleRTT(p.h, c.RTT)
+		}
+	case connect.Unreachable:
+		r.RTT = c.RTT
+		m := icmpOf(c)
+		if st, firewall := status.FromICMP(m); firewall && st == status.Filtered {
+			r.State = status.Filtered
+			r.Evidence = fmt.Sprintf("tcp %d: filtered, rejected by a firewall (%s)", port, status.ICMPText(m))
+			break
+		}
+		r.State = status.Unreachable
+		r.Evidence = fmt.Sprintf("tcp %d: unreachable, %s after %s%s", port, engine.ErrnoText(c.Err), engine.FormatRTT(c.RTT), offender(m, p.h))
+	case connect.Denied:
+		r.State = status.Filtered
+		r.Evidence = fmt.Sprintf("tcp %d: filtered, this machine's own firewall refused the connect", port)
+	case connect.TimedOut:
+		if p.ctx.Err() != nil {
+			r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: scan cancelled", port)
+			break
+		}
+		p.timeouts++
+		if p.timeouts <= p.env.Retries() {
+			p.attempt()
+			return
+		}
+		r.State = status.Filtered
+		r.Evidence = fmt.Sprintf("tcp %d: filtered, no answer to %d %s of %s", port, p.timeouts, engine.Plural(p.timeouts, "attempt"), p.timeout)
+	case connect.LocalError:
+		// This machine ran short (file descriptors, buffers, ports) through every retry: not an attempt on the
+		// host, and not a property of it.
+		r.Attempts--
+		r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: this machine ran out of resources: %v", port, c.Err)
+	case connect.Canceled:
+		r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: scan cancelled", port)
+	default:
+		r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: %v", port, c.Err)
+	}
+	p.done(*r)
+}
+
+// icmpOf converts the connector's queued ICMP error into the status package's.
+func icmpOf(c engine.ConnectResult) status.ICMP {
+	m := status.ICMP{Origin: c.ICMP.Origin, Type: c.ICMP.Type, Code: c.ICMP.Code, Errno: c.ICMP.Errno}
+	if c.ICMP.Offender.IsValid() {
+		m.Offender = c.ICMP.Offender.String()
+	}
+	return m
+}
+
+// offender names who sent an ICMP error when it was not the host itself: a router.
+func offender(m status.ICMP, h *engine.Host) string {
+	if m.Offender == "" || m.Offender == h.Addr.String() || (m.Origin != status.OriginICMP && m.Origin != status.OriginICMP6) {
+		return ""
+	}
+	return " (" + status.ICMPText(m) + ")"
 }
 
 // NoOFMPort is why the ofm-port check is not requested without --ofm-port.

@@ -31,7 +31,7 @@ func Step(ports []int) engine.Step {
 		Key:     "udp",
 		Answers: []string{"udp"},
 		Start: func(ctx context.Context, env *engine.Env, h *engine.Host, done func(engine.Result)) {
-			Probe(ctx, env, h.Addr, ports, func(l engine.PortList) { done(l) })
+			Probe(ctx, env, h, ports, func(l engine.PortList) { done(l) })
 		},
 		Internal: func(why string) engine.Result {
 			l := make(engine.PortList, len(ports))
@@ -44,8 +44,10 @@ func Step(ports []int) engine.Step {
 	}
 }
 
-// Probe sends to every port through the mux and calls done once with all their results.
-func Probe(ctx context.Context, env *engine.Env, addr netip.Addr, ports []int, done func(engine.PortList)) {
+// Probe sends to every port of h through the mux and calls done once with all their results. Each try waits the
+// adaptive UDP timeout for h, and an answer (or ICMP error) to a first try is a round-trip sample of h.
+func Probe(ctx context.Context, env *engine.Env, h *engine.Host, ports []int, done func(engine.PortList)) {
+	addr := h.Addr
 	results := make(engine.PortList, len(ports))
 	mux, err := env.Datagrams()
 	if err != nil {
@@ -58,12 +60,20 @@ func Probe(ctx context.Context, env *engine.Env, addr netip.Addr, ports []int, d
 	}
 	left := newCountdown(len(ports), func() { done(results) })
 	for i, p := range ports {
+		var last atomic.Int64 // the wait of the latest try, for the evidence
 		mux.Submit(datagram.Query{
-			Dst:     netip.AddrPortFrom(addr, uint16(p)),
-			Tries:   env.UDPTries(),
-			Timeout: env.UDPTimeout(),
+			Dst:   netip.AddrPortFrom(addr, uint16(p)),
+			Tries: env.UDPTries(),
+			TryTimeout: func(int) time.Duration {
+				t := env.UDPTimeoutFor(h)
+				last.Store(int64(t))
+				return t
+			},
 			Done: func(r datagram.Result) {
-				results[i] = portResult(p, r, env.UDPTimeout())
+				if r.Attempts == 1 && (r.Outcome == datagram.Answered || r.Outcome == datagram.ICMPError) {
+					env.SampleRTT(h, r.RTT)
+				}
+				results[i] = portResult(p, r, time.Duration(last.Load()))
 				left.done()
 			},
 		})

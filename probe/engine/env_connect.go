@@ -1,0 +1,115 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/ofmprobe/ofmprobe/probe/engine/connect"
+	"github.com/ofmprobe/ofmprobe/probe/status"
+)
+
+// ConnectResult is how one non-blocking connect ended.
+type ConnectResult = connect.Result
+
+// connectorState is the scan's TCP connector, opened on first use.
+type connectorState struct {
+	once sync.Once
+	c    *connect.Connector
+	err  error
+}
+
+// errScriptedDialer means the options carry a Dialer (a test's scripted one): connects go through it, not the
+// connector.
+var errScriptedDialer = errors.New("connects go through the configured dialer")
+
+// connector returns the scan's TCP connector: every connect probe in flight is a non-blocking socket in one epoll
+// set, with no goroutine of its own. It is unavailable outside Linux and when the options name a Dialer.
+func (e *Env) connector() (*connect.Connector, error) {
+	e.conn.once.Do(func() {
+		if e.opts.Dialer != nil {
+			e.conn.err = errScriptedDialer
+			return
+		}
+		e.conn.c, e.conn.err = connect.Open(connect.Config{Pace: e.paceFunc(), MaxInFlight: e.connectBudget()})
+	})
+	return e.conn.c, e.conn.err
+}
+
+func (e *Env) paceFunc() func(context.Context) error {
+	if e.limiter == nil {
+		return nil
+	}
+	return e.Pace
+}
+
+// ConnectProbe starts a connect to addr:port with the adaptive timeout for h and calls done with the result, from
+// another goroutine. Through the connector it holds a socket but no goroutine while it waits; elsewhere (other
+// systems, a test's scripted dialer) it dials on a goroutine of its own, within the socket budget.
+func (e *Env) ConnectProbe(ctx context.Context, h *Host, addr netip.Addr, port uint16, done func(ConnectResult)) {
+	timeout := e.ConnectTimeout(h)
+	if c, err := e.connector(); err == nil {
+		c.Connect(connect.Attempt{Dst: netip.AddrPortFrom(addr, port), Timeout: timeout, Done: done})
+		return
+	}
+	go func() {
+		if err := e.acquire(ctx); err != nil {
+			done(ConnectResult{Outcome: connect.Canceled, Err: err})
+			return
+		}
+		defer e.release()
+		conn, rtt, err := e.dialTCP(ctx, addr, port, timeout)
+		if err == nil {
+			conn.Close()
+		}
+		done(dialResult(rtt, err))
+	}()
+}
+
+// dialResult describes a dial as the connector would.
+func dialResult(rtt time.Duration, err error) ConnectResult {
+	r := ConnectResult{RTT: rtt, Err: err}
+	switch status.Classify(err) {
+	case status.OK:
+		r.Outcome, r.Err = connect.Connected, nil
+	case status.Closed, status.Reset:
+		r.Outcome = connect.Refused
+	case status.Unreachable:
+		r.Outcome = connect.Unreachable
+	case status.Timeout:
+		r.Outcome = connect.TimedOut
+	case status.Denied:
+		r.Outcome = connect.Denied
+	case status.Local:
+		r.Outcome = connect.LocalError
+	case status.Cancelled:
+		r.Outcome = connect.Canceled
+	default:
+		r.Outcome = connect.Failed
+	}
+	return r
+}
+
+func (e *Env) closeConnector() {
+	if e.conn.c != nil {
+		e.conn.c.Close()
+	}
+}
+
+func (e *Env) connectStats() connect.Stats {
+	if e.conn.c == nil {
+		return connect.Stats{}
+	}
+	return e.conn.c.Stats()
+}
+
+// waitingForSockets is the connect probes queued for a socket of the connector: hosts admitted beyond what the
+// budget can start would wait, and cost memory, for nothing.
+func (e *Env) waitingForSockets() int {
+	if e.conn.c == nil {
+		return 0
+	}
+	return e.conn.c.Stats().Queued
+}

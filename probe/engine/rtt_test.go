@@ -1,0 +1,45 @@
+package engine
+
+import (
+	"testing"
+	"time"
+)
+
+func TestRTTEstimate(t *testing.T) {
+	var r RTT
+	if got, ok := r.timeout(1500 * time.Millisecond); ok || got != 1500*time.Millisecond {
+		t.Errorf("no sample: %s %v, want the base", got, ok)
+	}
+	// A fast network never shortens the user's timeout.
+	for range 10 {
+		r.Sample(time.Millisecond)
+	}
+	if got, _ := r.timeout(1500 * time.Millisecond); got != 1500*time.Millisecond {
+		t.Errorf("fast answers: timeout %s, want the base 1.5s", got)
+	}
+	// Answers that come in 0.9-1.5 s (a loaded network) push it past 1.5 s.
+	var slow RTT
+	for _, ms := range []int{900, 1500, 1100, 1400, 950, 1300} {
+		slow.Sample(time.Duration(ms) * time.Millisecond)
+	}
+	srtt, rttvar, n := slow.Estimate()
+	got, _ := slow.timeout(1500 * time.Millisecond)
+	if n != 6 || got <= 1500*time.Millisecond || got != min(srtt+4*rttvar, 6*time.Second) {
+		t.Errorf("slow answers: srtt %s rttvar %s timeout %s, want srtt+4rttvar above 1.5s", srtt, rttvar, got)
+	}
+	// It never grows past four times the base.
+	var worse RTT
+	worse.Sample(30 * time.Second)
+	if got, _ := worse.timeout(time.Second); got != 4*time.Second {
+		t.Errorf("capped timeout %s, want 4s", got)
+	}
+	// The host's own estimate comes first, the scan's otherwise.
+	h := &Host{}
+	if got := adaptiveTimeout(h, &slow, 1500*time.Millisecond); got != min(srtt+4*rttvar, 6*time.Second) {
+		t.Errorf("host without samples: %s, want the scan's", got)
+	}
+	h.rtt.Sample(time.Millisecond)
+	if got := adaptiveTimeout(h, &slow, 1500*time.Millisecond); got != 1500*time.Millisecond {
+		t.Errorf("fast host on a slow scan: %s, want its own (the base)", got)
+	}
+}
