@@ -351,6 +351,10 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if stats.Pushback > 0 {
 		fmt.Fprintf(stderr, "ofmprobe: the kernel refused sockets %d times (out of descriptors, buffers or ports): those probes waited and retried; the socket budget ended at %d\n", stats.Pushback, stats.Budget)
 	}
+	if d := stats.Datagrams; d.Backoffs > 0 {
+		fmt.Fprintf(stderr, "ofmprobe: UDP: answers came only after retries %d times (loss on the way): the window of queries in flight was cut %d times, to %d at the lowest, and ended at %d\n",
+			d.Backoffs, d.Backoffs, d.LowestWindow, d.Window)
+	}
 	if d := stats.Datagrams; d.KernelDrops > 0 || d.Pushbacks > 0 {
 		fmt.Fprintf(stderr, "ofmprobe: UDP: %d datagrams sent, %d answers; the kernel dropped %d answers for a full receive buffer and pushed back %d sends: lower --rate\n",
 			d.Sent, d.Answers, d.KernelDrops, d.Pushbacks)

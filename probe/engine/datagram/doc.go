@@ -19,6 +19,17 @@
 //  5. Close cancels Pace, closes the sockets, waits for every goroutine of the mux to end and gives Canceled to every
 //     query still pending.
 //
+// # Congestion window
+//
+// A scan sends faster than some networks, and some receivers, can take; what it loses there it reports as silence.
+// So first tries go out only while fewer than the window's worth of queries wait for the answer to their first try
+// (retries always go). An answer to a first try grows the window (by one below ssthresh, by 1/window above it, as
+// TCP's slow start and congestion avoidance do); an answer that comes only after a retry means the first try or its
+// answer was lost, and halves it, at most once per two smoothed round trips (and 200 ms) — unless it comes within half
+// a round trip of the retry, when it must be the first try's answer, late: a slow network, not a loss. Silence moves nothing: a host that never answers is a
+// firewall's doing, not congestion. A first try that times out leaves the window, so silent ports do not hold it.
+// Stats reports the window now, the lowest it was cut to and how often.
+//
 // # Matching
 //
 // Pending queries are indexed by destination address and port; several may wait on the same destination. A

@@ -106,6 +106,9 @@ type Config struct {
 	// Pace, when set, is called before every datagram is sent, retries included: the scan's rate limiter. Its
 	// context is canceled by Close. An error other than that cancellation ends the query with LocalError.
 	Pace func(ctx context.Context) error
+	// Window is the congestion window's start: how many queries may wait for the answer to their first try at
+	// once; zero means DefaultWindow. MinWindow and MaxWindow bound it (zero: DefaultMinWindow, DefaultMaxWindow).
+	Window, MinWindow, MaxWindow int
 
 	// send, when set, replaces the send of a datagram for fault injection: it may return an error or call send.
 	send func(dst netip.AddrPort, payload []byte, send func() error) error
@@ -114,8 +117,19 @@ type Config struct {
 	pushbackDelay   time.Duration
 }
 
+// The congestion window's defaults.
+const (
+	DefaultWindow    = 4096
+	DefaultMinWindow = 4096
+	DefaultMaxWindow = 65536
+)
+
 // Stats counts what a Mux did since Open.
 type Stats struct {
+	// Window is the congestion window now, LowestWindow the smallest it was cut to, and Backoffs how often a loss
+	// cut it.
+	Window, LowestWindow int
+	Backoffs             uint64
 	// Sent is the number of datagrams the kernel accepted, counted as each is handed to it (and taken back if it is
 	// refused), so an answer is never counted before its datagram.
 	Sent uint64
@@ -154,7 +168,18 @@ type Mux struct {
 	closed  bool
 	pending map[netip.AddrPort]*query // by destination without zone; a list through query.next
 	timers  timerHeap
-	sendq   []*query
+	sendq   []*query // retries, sent as soon as the sender gets to them
+	firstq  []*query // first tries, sent while the congestion window has room
+
+	// The congestion window (see doc.go): flight counts the queries whose first try is out and neither answered
+	// nor timed out; cwnd and ssthresh grow and shrink as TCP's do; lastCut is when a loss last cut the window.
+	flight         int
+	cwnd, ssthresh float64
+	lowest         float64
+	lastCut        int64
+	backoffs       uint64
+	// srtt is the smoothed round trip of answers to first tries, in nanoseconds (0: none yet).
+	srtt int64
 
 	sockMu     sync.Mutex
 	sockClosed bool
@@ -173,6 +198,8 @@ type query struct {
 	heapIdx  int32  // the index in Mux.timers, -1 when not there
 	attempts int32
 	done     bool
+	// firstOut says the first try is out and holds a place in the congestion window.
+	firstOut bool
 }
 
 // finished is a query that ended and the result its Done is to receive, once the mux is unlocked.
@@ -193,6 +220,16 @@ func Open(cfg Config) (*Mux, error) {
 	if cfg.pushbackDelay <= 0 {
 		cfg.pushbackDelay = time.Millisecond
 	}
+	if cfg.MinWindow <= 0 {
+		cfg.MinWindow = DefaultMinWindow
+	}
+	if cfg.MaxWindow <= 0 {
+		cfg.MaxWindow = DefaultMaxWindow
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
+	}
+	cfg.Window = min(max(cfg.Window, cfg.MinWindow), cfg.MaxWindow)
 	v4, err := openSocket(false, cfg.ReceiveBuffer)
 	if err != nil {
 		return nil, fmt.Errorf("datagram: open udp4 socket: %w", err)
@@ -208,6 +245,9 @@ func Open(cfg Config) (*Mux, error) {
 		timerWake: make(chan struct{}, 1),
 		pending:   make(map[netip.AddrPort]*query),
 		v4:        v4,
+		cwnd:      float64(cfg.Window),
+		ssthresh:  float64(cfg.MaxWindow),
+		lowest:    float64(cfg.Window),
 	}
 	m.wg.Add(3)
 	go m.runSender()
@@ -245,7 +285,7 @@ func (m *Mux) Submit(q Query) {
 		}
 		head.next = p
 	}
-	m.sendq = append(m.sendq, p)
+	m.firstq = append(m.firstq, p)
 	m.mu.Unlock()
 	wake(m.sendWake)
 }
@@ -262,6 +302,9 @@ func (m *Mux) Stats() Stats {
 		KernelDrops:   m.v4.drops.Load(),
 		ReceiveBuffer: m.v4.rcvbuf,
 	}
+	m.mu.Lock()
+	s.Window, s.LowestWindow, s.Backoffs = int(m.cwnd), int(m.lowest), m.backoffs
+	m.mu.Unlock()
 	m.sockMu.Lock()
 	if m.v6 != nil {
 		s.KernelDrops += m.v6.drops.Load()
@@ -304,7 +347,7 @@ func (m *Mux) Close() error {
 		q.done = true
 		results[i] = Result{Outcome: Canceled, Attempts: int(q.attempts), Err: ErrClosed}
 	}
-	m.pending, m.sendq, m.timers = nil, nil, nil
+	m.pending, m.sendq, m.firstq, m.timers = nil, nil, nil, nil
 	m.mu.Unlock()
 	for i, q := range canceled {
 		q.Done(results[i])
@@ -341,6 +384,7 @@ func (m *Mux) finishLocked(q *query) bool {
 		return false
 	}
 	q.done = true
+	m.releaseLocked(q)
 	if q.heapIdx >= 0 {
 		m.timers.remove(int(q.heapIdx))
 	}
@@ -379,7 +423,8 @@ func (m *Mux) end(q *query, r Result) {
 	q.Done(r)
 }
 
-// runSender sends the queued tries, one at a time, paced by Config.Pace.
+// runSender sends the queued tries, one at a time, paced by Config.Pace: every retry at once, then first tries while
+// the congestion window has room.
 func (m *Mux) runSender() {
 	defer m.wg.Done()
 	var batch []*query
@@ -394,6 +439,20 @@ func (m *Mux) runSender() {
 		for {
 			m.mu.Lock()
 			batch, m.sendq = m.sendq, batch[:0]
+			if len(batch) == 0 {
+				// No retry waits: take the first tries the window has room for.
+				room := int(m.cwnd) - m.flight
+				n := min(max(room, 0), len(m.firstq))
+				for _, q := range m.firstq[:n] {
+					if !q.done {
+						q.firstOut = true
+						m.flight++
+					}
+					batch = append(batch, q)
+				}
+				clear(m.firstq[:n])
+				m.firstq = m.firstq[n:]
+			}
 			m.mu.Unlock()
 			if len(batch) == 0 {
 				break
@@ -407,6 +466,54 @@ func (m *Mux) runSender() {
 			}
 		}
 	}
+}
+
+// releaseLocked gives back q's place in the congestion window, if it holds one, and wakes the sender.
+func (m *Mux) releaseLocked(q *query) {
+	if !q.firstOut {
+		return
+	}
+	q.firstOut = false
+	m.flight--
+	if len(m.firstq) > 0 {
+		wake(m.sendWake)
+	}
+}
+
+// minCutInterval spaces the window's cuts, at least: the losses of one burst are one signal, not many. The spacing
+// is two smoothed round trips when that is longer, as TCP cuts once per window of data.
+const minCutInterval = 200 * time.Millisecond
+
+// answeredLocked moves the congestion window on an answer (or an ICMP error) to q that came now. An answer to a first
+// try grows it, as TCP's slow start and congestion avoidance do, and is a round-trip sample. An answer that came
+// only after a retry means the first try or its answer was lost on the way, and halves the window, unless it came
+// so soon after the retry (within half a smoothed round trip) that it must be the first try's answer, late: a slow
+// network, which the adaptive timeouts handle, not a loss. Silence moves nothing: a host that never answers is a
+// firewall's doing, not congestion.
+func (m *Mux) answeredLocked(q *query, now int64) {
+	rtt := now - q.sentAt
+	if q.attempts <= 1 {
+		if m.srtt == 0 {
+			m.srtt = rtt
+		} else {
+			m.srtt += (rtt - m.srtt) / 8
+		}
+		if m.cwnd < m.ssthresh {
+			m.cwnd++
+		} else {
+			m.cwnd += 1 / m.cwnd
+		}
+		m.cwnd = min(m.cwnd, float64(m.cfg.MaxWindow))
+		return
+	}
+	if now-m.lastCut < max(int64(minCutInterval), 2*m.srtt) {
+		return
+	}
+	m.lastCut = now
+	m.backoffs++
+	m.ssthresh = max(m.cwnd/2, float64(m.cfg.MinWindow))
+	m.cwnd = m.ssthresh
+	m.lowest = min(m.lowest, m.cwnd)
 }
 
 // sendTry sends one try of q, retrying kernel pushback, and arms its timeout.
@@ -566,6 +673,7 @@ func (m *Mux) runTimers() {
 		now := m.now()
 		for len(m.timers) > 0 && m.timers[0].deadline <= now {
 			q := m.timers.pop()
+			m.releaseLocked(q) // its first try timed out: lost, or a silent port; either way it no longer holds a place
 			if int(q.attempts) < q.Tries {
 				m.sendq = append(m.sendq, q)
 				resend = true
@@ -611,6 +719,7 @@ func (m *Mux) answer(src netip.AddrPort, data []byte) (finished, bool) {
 		if q.attempts == 0 || (q.Match != nil && !q.Match(data)) {
 			continue
 		}
+		m.answeredLocked(q, now)
 		m.finishLocked(q)
 		r := Result{Outcome: Answered, RTT: time.Duration(now - q.sentAt), Attempts: int(q.attempts)}
 		m.mu.Unlock()
@@ -636,6 +745,9 @@ func (m *Mux) fail(dst netip.AddrPort, e ICMP, out []finished) []finished {
 	for q := m.pending[dst]; q != nil; {
 		next := q.next
 		if q.attempts > 0 {
+			if outcome == ICMPError {
+				m.answeredLocked(q, now)
+			}
 			m.finishLocked(q)
 			out = append(out, finished{q, Result{
 				Outcome: outcome, RTT: time.Duration(now - q.sentAt), Attempts: int(q.attempts),

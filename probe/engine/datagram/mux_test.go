@@ -619,7 +619,7 @@ func TestMuxReceiveBuffer(t *testing.T) {
 // destination and in the timer heap. The send is injected and sends nothing.
 func TestPendingQueryCost(t *testing.T) {
 	const n = 20000
-	m := openMux(t, Config{send: func(netip.AddrPort, []byte, func() error) error { return nil }})
+	m := openMux(t, Config{Window: n, MaxWindow: n, send: func(netip.AddrPort, []byte, func() error) error { return nil }})
 	payload := []byte{1, 2}
 	done := func(Result) {}
 	var before, after runtime.MemStats
