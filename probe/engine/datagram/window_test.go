@@ -60,7 +60,7 @@ func TestWindowGrowsOnAnswers(t *testing.T) {
 		payload := []byte{byte(i >> 8), byte(i)}
 		m.Submit(Query{Dst: r.addr, Payload: payload, Tries: 1, Timeout: 5 * time.Second,
 			Match: func(reply []byte) bool { return reply[0] == payload[0] && reply[1] == payload[1] },
-			Done: func(Result) { wg.Done() }})
+			Done:  func(Result) { wg.Done() }})
 	}
 	wg.Wait()
 	s := m.Stats()
