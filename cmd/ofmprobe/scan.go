@@ -36,7 +36,7 @@ const maxTargetsWithoutFlag = 65536
 
 // autoConcurrency is the default socket budget. A connect probe in flight is a socket and about 100 bytes, with no
 // goroutine, so the budget is set by what a /16's silent ports need (65,536 of them take 3 s each: 16,384 sockets
-// finish them in 12 s) and by the open-file limit, not by memory. A quarter of it, at most 2,048, goes to the
+// finish them in 12 s) and by the open-file limit, not by memory. A quarter of it, at most 4,096, goes to the
 // protocol exchanges, which each hold a goroutine.
 const autoConcurrency = 16384
 

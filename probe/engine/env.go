@@ -238,7 +238,7 @@ func (e *Env) connectBudget() int { return max(1, e.opts.Sockets-e.exchangeBudge
 func (e *Env) exchangeBudget() int { return max(1, min(e.opts.Sockets/4, maxExchanges)) }
 
 // maxExchanges bounds the Run steps in flight: each holds a goroutine whose stack grows as it speaks SMB.
-const maxExchanges = 2048
+const maxExchanges = 4096
 
 // ConnectTimeout is the timeout of one connect attempt to h: --timeout, or longer when h's answers (or, before it
 // has given any, the scan's) show the network is slower than that.
