@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ofmprobe/ofmprobe/probe/engine/datagram"
+	"github.com/ofmprobe/ofmprobe/probe/internal/timeheap"
 )
 
 // DefaultTimeout is the wait for a connect when an Attempt gives none.
@@ -152,7 +153,7 @@ type Connector struct {
 	queue    []*attempt // FIFO from head
 	head     int
 	conns    []*attempt // in flight, by fd; an entry is valid only for its generation
-	timers   timerHeap
+	timers   timeheap.Heap[*attempt]
 	gen      uint32
 	inFlight int
 	peak     int
@@ -163,14 +164,14 @@ type Connector struct {
 
 // attempt is an Attempt and its state: about 80 bytes for each attempt queued or in flight.
 type attempt struct {
-	dst      netip.AddrPort
-	done     func(Result)
-	timeout  int64 // nanoseconds
-	start    int64 // nanoseconds since Connector.epoch of the connect call
-	deadline int64 // nanoseconds since Connector.epoch when the attempt times out
-	fd       int32
-	gen      uint32 // the generation of fd in Connector.conns
-	heapIdx  int32  // the index in Connector.timers, -1 when not there
+	dst     netip.AddrPort
+	done    func(Result)
+	timeout int64 // nanoseconds
+	start   int64 // nanoseconds since Connector.epoch of the connect call
+	fd      int32
+	gen     uint32 // the generation of fd in Connector.conns
+	// Timed holds when the attempt times out (nanoseconds since Connector.epoch) and its place in Connector.timers.
+	timeheap.Timed
 }
 
 // finished is an attempt that ended and the result its Done is to receive, once the connector is unlocked.
@@ -225,7 +226,6 @@ func (c *Connector) Connect(a Attempt) {
 		done:    a.Done,
 		timeout: int64(a.Timeout),
 		fd:      -1,
-		heapIdx: -1,
 	}
 	c.mu.Lock()
 	if c.closed {
@@ -466,74 +466,3 @@ func key(fd int32, gen uint32) uint64 { return uint64(uint32(fd)) | uint64(gen)<
 
 // wakeKey is the epoll data of the connector's eventfd.
 const wakeKey = ^uint64(0) >> 32 // fd 0xffffffff, generation 0
-
-// timerHeap is a min-heap of attempts by deadline; each attempt knows its index.
-type timerHeap []*attempt
-
-func (h *timerHeap) push(p *attempt) {
-	p.heapIdx = int32(len(*h))
-	*h = append(*h, p)
-	h.up(len(*h) - 1)
-}
-
-func (h *timerHeap) pop() *attempt {
-	p := (*h)[0]
-	h.remove(0)
-	return p
-}
-
-func (h *timerHeap) remove(i int) {
-	s := *h
-	last := len(s) - 1
-	p := s[i]
-	if i != last {
-		s[i] = s[last]
-		s[i].heapIdx = int32(i)
-	}
-	s[last] = nil
-	*h = s[:last]
-	if i != last {
-		if !h.down(i) {
-			h.up(i)
-		}
-	}
-	p.heapIdx = -1
-}
-
-func (h timerHeap) up(i int) {
-	for i > 0 {
-		parent := (i - 1) / 2
-		if h[parent].deadline <= h[i].deadline {
-			break
-		}
-		h.swap(i, parent)
-		i = parent
-	}
-}
-
-// down moves the attempt at i down to its place and reports whether it moved.
-func (h timerHeap) down(i int) bool {
-	start := i
-	for {
-		l := 2*i + 1
-		if l >= len(h) {
-			break
-		}
-		m := l
-		if r := l + 1; r < len(h) && h[r].deadline < h[l].deadline {
-			m = r
-		}
-		if h[i].deadline <= h[m].deadline {
-			break
-		}
-		h.swap(i, m)
-		i = m
-	}
-	return i > start
-}
-
-func (h timerHeap) swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = int32(i)
-	h[j].heapIdx = int32(j)
-}

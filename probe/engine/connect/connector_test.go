@@ -638,29 +638,6 @@ func TestOutcomeString(t *testing.T) {
 	}
 }
 
-func TestTimerHeap(t *testing.T) {
-	var h timerHeap
-	var all []*attempt
-	for _, d := range []int64{50, 10, 40, 30, 20, 60, 0} {
-		p := &attempt{deadline: d}
-		all = append(all, p)
-		h.push(p)
-	}
-	h.remove(int(all[2].heapIdx)) // 40
-	var got []int64
-	for len(h) > 0 {
-		got = append(got, h.pop().deadline)
-	}
-	if fmt.Sprint(got) != "[0 10 20 30 50 60]" {
-		t.Fatalf("popped %v", got)
-	}
-	for _, p := range all {
-		if p.heapIdx != -1 {
-			t.Fatalf("index %d left", p.heapIdx)
-		}
-	}
-}
-
 func waitGroup(t testing.TB, wg *sync.WaitGroup, d time.Duration) {
 	t.Helper()
 	ch := make(chan struct{})

@@ -219,9 +219,9 @@ func (c *Connector) watch(p *attempt, fd int) {
 		c.end(p, Result{Outcome: outcome, Err: err})
 		return
 	}
-	p.deadline = p.start + p.timeout
-	c.timers.push(p)
-	first := p.heapIdx == 0
+	p.At = p.start + p.timeout
+	c.timers.Push(p)
+	first := p.Index() == 0
 	c.mu.Unlock()
 	c.started.Add(1)
 	if first {
@@ -244,7 +244,7 @@ func (c *Connector) runPoller() {
 		c.mu.Lock()
 		if len(c.timers) > 0 {
 			wait = 0
-			if d := c.timers[0].deadline - c.now(); d > 0 {
+			if d := c.timers[0].At - c.now(); d > 0 {
 				wait = int((d + int64(time.Millisecond) - 1) / int64(time.Millisecond))
 			}
 		}
@@ -271,8 +271,8 @@ func (c *Connector) runPoller() {
 		}
 		c.mu.Lock()
 		now = c.now()
-		for len(c.timers) > 0 && c.timers[0].deadline <= now {
-			p := c.timers.pop()
+		for len(c.timers) > 0 && c.timers[0].At <= now {
+			p := c.timers.Pop()
 			c.conns[p.fd] = nil
 			expired = append(expired, p)
 		}
@@ -308,9 +308,7 @@ func (c *Connector) settle(k uint64, events uint32, now int64, buf []byte) (fini
 	}
 	p := c.conns[fd]
 	c.conns[fd] = nil
-	if p.heapIdx >= 0 {
-		c.timers.remove(int(p.heapIdx))
-	}
+	c.timers.Remove(p)
 	c.mu.Unlock()
 
 	r := Result{Outcome: Connected, RTT: time.Duration(now - p.start)}

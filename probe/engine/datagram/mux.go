@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ofmprobe/ofmprobe/probe/internal/timeheap"
 )
 
 // MaxReply is the most bytes of an answer that Result.Reply keeps; Match sees the whole datagram.
@@ -167,7 +169,7 @@ type Mux struct {
 	mu      sync.Mutex
 	closed  bool
 	pending map[netip.AddrPort]*query // by destination without zone; a list through query.next
-	timers  timerHeap
+	timers  timeheap.Heap[*query]
 	sendq   []*query // retries, sent as soon as the sender gets to them
 	firstq  []*query // first tries, sent while the congestion window has room
 
@@ -192,10 +194,10 @@ type Mux struct {
 // query is a pending Query and its state, guarded by Mux.mu.
 type query struct {
 	Query
-	next     *query // the next query pending for the same destination
-	sentAt   int64  // nanoseconds since Mux.epoch of the latest try
-	deadline int64  // nanoseconds since Mux.epoch when the latest try times out
-	heapIdx  int32  // the index in Mux.timers, -1 when not there
+	next   *query // the next query pending for the same destination
+	sentAt int64  // nanoseconds since Mux.epoch of the latest try
+	// Timed holds when the latest try times out (nanoseconds since Mux.epoch) and the place in Mux.timers.
+	timeheap.Timed
 	attempts int32
 	done     bool
 	// firstOut says the first try is out and holds a place in the congestion window.
@@ -269,7 +271,7 @@ func (m *Mux) Submit(q Query) {
 		q.Timeout = DefaultTimeout
 	}
 	q.Dst = netip.AddrPortFrom(q.Dst.Addr().Unmap(), q.Dst.Port())
-	p := &query{Query: q, heapIdx: -1}
+	p := &query{Query: q}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -385,9 +387,7 @@ func (m *Mux) finishLocked(q *query) bool {
 	}
 	q.done = true
 	m.releaseLocked(q)
-	if q.heapIdx >= 0 {
-		m.timers.remove(int(q.heapIdx))
-	}
+	m.timers.Remove(q)
 	k := key(q.Dst)
 	head := m.pending[k]
 	if head == q {
@@ -596,10 +596,10 @@ func (m *Mux) sendTry(q *query, backoff *time.Timer) {
 		}
 	}
 	m.mu.Lock()
-	if !q.done && q.heapIdx < 0 {
-		q.deadline = q.sentAt + int64(timeout)
-		m.timers.push(q)
-		if q.heapIdx == 0 {
+	if !q.done && !q.Queued() {
+		q.At = q.sentAt + int64(timeout)
+		m.timers.Push(q)
+		if q.Index() == 0 {
 			wake(m.timerWake)
 		}
 	}
@@ -671,8 +671,8 @@ func (m *Mux) runTimers() {
 		resend := false
 		m.mu.Lock()
 		now := m.now()
-		for len(m.timers) > 0 && m.timers[0].deadline <= now {
-			q := m.timers.pop()
+		for len(m.timers) > 0 && m.timers[0].At <= now {
+			q := m.timers.Pop()
 			m.releaseLocked(q) // its first try timed out: lost, or a silent port; either way it no longer holds a place
 			if int(q.attempts) < q.Tries {
 				m.sendq = append(m.sendq, q)
@@ -684,7 +684,7 @@ func (m *Mux) runTimers() {
 		}
 		wait := time.Duration(-1)
 		if len(m.timers) > 0 {
-			wait = time.Duration(m.timers[0].deadline - now)
+			wait = time.Duration(m.timers[0].At - now)
 		}
 		m.mu.Unlock()
 		if resend {
@@ -766,75 +766,4 @@ func (m *Mux) fail(dst netip.AddrPort, e ICMP, out []finished) []finished {
 		m.sendFailures.Add(uint64(len(out) - n))
 	}
 	return out
-}
-
-// timerHeap is a min-heap of queries by deadline; each query knows its index.
-type timerHeap []*query
-
-func (h *timerHeap) push(q *query) {
-	q.heapIdx = int32(len(*h))
-	*h = append(*h, q)
-	h.up(len(*h) - 1)
-}
-
-func (h *timerHeap) pop() *query {
-	q := (*h)[0]
-	h.remove(0)
-	return q
-}
-
-func (h *timerHeap) remove(i int) {
-	s := *h
-	last := len(s) - 1
-	q := s[i]
-	if i != last {
-		s[i] = s[last]
-		s[i].heapIdx = int32(i)
-	}
-	s[last] = nil
-	*h = s[:last]
-	if i != last {
-		if !h.down(i) {
-			h.up(i)
-		}
-	}
-	q.heapIdx = -1
-}
-
-func (h timerHeap) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if h[p].deadline <= h[i].deadline {
-			break
-		}
-		h.swap(i, p)
-		i = p
-	}
-}
-
-// down moves the query at i down to its place and reports whether it moved.
-func (h timerHeap) down(i int) bool {
-	start := i
-	for {
-		l := 2*i + 1
-		if l >= len(h) {
-			break
-		}
-		c := l
-		if r := l + 1; r < len(h) && h[r].deadline < h[l].deadline {
-			c = r
-		}
-		if h[i].deadline <= h[c].deadline {
-			break
-		}
-		h.swap(i, c)
-		i = c
-	}
-	return i > start
-}
-
-func (h timerHeap) swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = int32(i)
-	h[j].heapIdx = int32(j)
 }

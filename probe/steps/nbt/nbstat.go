@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
@@ -133,22 +132,16 @@ func QueryHost(env *engine.Env, h *engine.Host, dst netip.AddrPort, done func(*N
 		return
 	}
 	txid := uint16(rand.Uint32())
-	var last atomic.Int64 // the wait of the latest try, for the evidence
+	tries := udp.NewTries(env, h)
 	mux.Submit(datagram.Query{
-		Dst:     dst,
-		Payload: netbios.AppendNodeStatusRequest(make([]byte, 0, 50), txid),
-		Match:   func(reply []byte) bool { return len(reply) >= 2 && binary.BigEndian.Uint16(reply) == txid },
-		Tries:   env.UDPTries(),
-		TryTimeout: func(int) time.Duration {
-			t := env.UDPTimeoutFor(h)
-			last.Store(int64(t))
-			return t
-		},
+		Dst:        dst,
+		Payload:    netbios.AppendNodeStatusRequest(make([]byte, 0, 50), txid),
+		Match:      func(reply []byte) bool { return len(reply) >= 2 && binary.BigEndian.Uint16(reply) == txid },
+		Tries:      env.UDPTries(),
+		TryTimeout: tries.Timeout,
 		Done: func(r datagram.Result) {
-			if r.Attempts == 1 && (r.Outcome == datagram.Answered || r.Outcome == datagram.ICMPError) {
-				env.SampleRTT(h, r.RTT)
-			}
-			done(nodeStatusResult(r, time.Duration(last.Load())))
+			tries.Sample(r)
+			done(nodeStatusResult(r, tries.Last()))
 		},
 	})
 }

@@ -60,23 +60,45 @@ func Probe(ctx context.Context, env *engine.Env, h *engine.Host, ports []int, do
 	}
 	left := newCountdown(len(ports), func() { done(results) })
 	for i, p := range ports {
-		var last atomic.Int64 // the wait of the latest try, for the evidence
+		tries := NewTries(env, h)
 		mux.Submit(datagram.Query{
-			Dst:   netip.AddrPortFrom(addr, uint16(p)),
-			Tries: env.UDPTries(),
-			TryTimeout: func(int) time.Duration {
-				t := env.UDPTimeoutFor(h)
-				last.Store(int64(t))
-				return t
-			},
+			Dst:        netip.AddrPortFrom(addr, uint16(p)),
+			Tries:      env.UDPTries(),
+			TryTimeout: tries.Timeout,
 			Done: func(r datagram.Result) {
-				if r.Attempts == 1 && (r.Outcome == datagram.Answered || r.Outcome == datagram.ICMPError) {
-					env.SampleRTT(h, r.RTT)
-				}
-				results[i] = portResult(p, r, time.Duration(last.Load()))
+				tries.Sample(r)
+				results[i] = portResult(p, r, tries.Last())
 				left.done()
 			},
 		})
+	}
+}
+
+// Tries gives each try of a query to h the adaptive UDP timeout, remembers the latest for the evidence, and takes a
+// first try's answer as a round-trip sample of h (Karn's rule: a later try's answer could be any try's).
+type Tries struct {
+	env  *engine.Env
+	h    *engine.Host
+	last atomic.Int64
+}
+
+// NewTries returns the tries of one query to h (nil h: the scan's estimate alone).
+func NewTries(env *engine.Env, h *engine.Host) *Tries { return &Tries{env: env, h: h} }
+
+// Timeout is a datagram.Query's TryTimeout.
+func (t *Tries) Timeout(int) time.Duration {
+	d := t.env.UDPTimeoutFor(t.h)
+	t.last.Store(int64(d))
+	return d
+}
+
+// Last is the wait of the latest try.
+func (t *Tries) Last() time.Duration { return time.Duration(t.last.Load()) }
+
+// Sample records the round trip of a first try's answer or ICMP error.
+func (t *Tries) Sample(r datagram.Result) {
+	if r.Attempts == 1 && (r.Outcome == datagram.Answered || r.Outcome == datagram.ICMPError) {
+		t.env.SampleRTT(t.h, r.RTT)
 	}
 }
 
