@@ -763,3 +763,49 @@ type probeFile struct {
 	printable string
 	tail      []string
 }
+
+// TestLabRoutedFirewall scans the host behind the lab's two routers, whose firewall (on rtr2, 198.18.1.2) drops TCP
+// 135, rejects 445 with ICMP administratively prohibited and 139 with host prohibited, and lets NetBIOS name queries
+// through. A rejected port is filtered, with the ICMP and the router that sent it, never "unreachable, no route to
+// host"; a dropped one is filtered by silence; the host itself answers (53 closed, node status), so it is up.
+func TestLabRoutedFirewall(t *testing.T) {
+	bin := needLab(t)
+	doc, _ := scanLabJSON(t, bin, "198.18.2.10")
+	if len(doc.Hosts) != 1 {
+		t.Fatalf("%d hosts, want 1", len(doc.Hosts))
+	}
+	h := doc.Hosts[0]
+	want := map[string]string{
+		"tcp 53":  "tcp 53: closed, connection refused in ",
+		"tcp 135": "tcp 135: filtered, no answer to 2 attempts of ",
+		"tcp 139": "tcp 139: filtered, rejected by a firewall (ICMP host administratively prohibited from 198.18.1.2)",
+		"tcp 445": "tcp 445: filtered, rejected by a firewall (ICMP administratively prohibited from 198.18.1.2)",
+	}
+	seen := 0
+	for _, p := range h.Ports {
+		key := fmt.Sprintf("%s %d", p.Protocol, p.Port)
+		w, ok := want[key]
+		if !ok {
+			continue
+		}
+		seen++
+		state := map[string]string{"tcp 53": "closed"}[key]
+		if state == "" {
+			state = "filtered"
+		}
+		if p.State != state || !strings.HasPrefix(p.Evidence, w) {
+			t.Errorf("%s: %s %q, want %s with evidence starting %q", key, p.State, p.Evidence, state, w)
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("saw %d of the %d TCP ports", seen, len(want))
+	}
+	if h.Status != "up" || h.NetBIOS == nil || h.NetBIOS.State != "answered" || h.NetBIOS.ComputerName != "ROUTED" {
+		t.Errorf("status %s, netbios %+v: want up, with node status answered by ROUTED through the firewall", h.Status, h.NetBIOS)
+	}
+	for _, g := range h.Profiles {
+		if g.Grade != catalog.GradeFail {
+			t.Errorf("%s: grade %s, want fail (SMB is blocked by the firewall)", g.Profile, g.Grade)
+		}
+	}
+}
