@@ -259,3 +259,35 @@ func (e *Env) SampleRTT(h *Host, d time.Duration) {
 	}
 	e.rtt.Sample(d)
 }
+
+// RetrySilence runs one attempt of a step, and again on a fresh connection while the attempt ends in silence (a
+// connect that timed out, or a connection whose answer never came), up to Retries more times: a lost exchange is not
+// a property of the host. It returns the last attempt's result and how many attempts ran. An answer of any kind, a
+// refusal included, ends it at once.
+func RetrySilence[T any](ctx context.Context, env *Env, attempt func() T, silent func(T) bool) (T, int) {
+	var r T
+	n := 0
+	for n <= env.opts.Retries {
+		n++
+		r = attempt()
+		if !silent(r) || ctx.Err() != nil {
+			break
+		}
+	}
+	return r, n
+}
+
+// SilenceNote words what RetrySilence did for the evidence: nothing after one attempt; "answered on attempt 2 of 2
+// (the first met silence)"; or, when every attempt met silence, that they were made on fresh connections, and that
+// the port had just accepted a connection when it had, so that the step does not seem to contradict it.
+func SilenceNote(attempts int, stillSilent bool, portOpen bool) string {
+	switch {
+	case attempts <= 1 && !stillSilent:
+		return ""
+	case !stillSilent:
+		return fmt.Sprintf(" (answered on attempt %d of %d; the earlier met silence)", attempts, attempts)
+	case portOpen:
+		return fmt.Sprintf(" (silence on all %d attempts, each on a fresh connection, though the port accepted a connection a moment before: the answers were lost or the server does not answer)", attempts)
+	}
+	return fmt.Sprintf(" (silence on all %d attempts, each on a fresh connection)", attempts)
+}

@@ -54,7 +54,12 @@ func SessionStepFor(cfg Config) engine.Step {
 		After:    []string{NodeStatusStep},
 		When:     engine.All(engine.IPv4, engine.PortOpen(port)),
 		Run: func(ctx context.Context, env *engine.Env, h *engine.Host) engine.Result {
-			s := RequestSessions(ctx, env, netip.AddrPortFrom(h.Addr, cfg.SessionPort), ServerName(h))
+			silent := func(s Session) bool { return s.State == status.Timeout || s.State == status.Filtered }
+			s, n := engine.RetrySilence(ctx, env, func() Session {
+				return RequestSessions(ctx, env, netip.AddrPortFrom(h.Addr, cfg.SessionPort), ServerName(h))
+			}, silent)
+			p, _ := h.Port(port)
+			s.Evidence += engine.SilenceNote(n, silent(s), p.State == status.Open)
 			return &s
 		},
 		Internal: func(why string) engine.Result { return &Session{State: status.Error, Evidence: "nbss 139: " + why} },

@@ -46,7 +46,10 @@ func Step(port uint16) engine.Step {
 		Requires: []string{tcp.StepName(int(port))},
 		When:     engine.PortOpen(int(port)),
 		Run: func(ctx context.Context, env *engine.Env, h *engine.Host) engine.Result {
-			r := Bind(ctx, env, h.Addr, port)
+			silent := func(r EPMResult) bool { return r.State == status.Timeout || r.State == status.Filtered }
+			r, n := engine.RetrySilence(ctx, env, func() EPMResult { return Bind(ctx, env, h.Addr, port) }, silent)
+			p, _ := h.Port(int(port))
+			r.Evidence += engine.SilenceNote(n, silent(r), p.State == status.Open)
 			return &r
 		},
 		Internal: func(why string) engine.Result { return &EPMResult{Port: int(port), State: status.Error, Evidence: why} },

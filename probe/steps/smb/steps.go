@@ -56,7 +56,7 @@ func Steps(cfg Config) []engine.Step {
 			Requires: []string{tcp.StepName(int(direct))},
 			When:     engine.PortOpen(int(direct)),
 			Run: func(ctx context.Context, env *engine.Env, h *engine.Host) engine.Result {
-				r := Negotiate(ctx, env, h.Addr, direct)
+				r := retried(ctx, env, h, direct, func() SMBResult { return Negotiate(ctx, env, h.Addr, direct) })
 				return &r
 			},
 			Internal: func(why string) engine.Result {
@@ -80,7 +80,7 @@ func Steps(cfg Config) []engine.Step {
 						return &r
 					}
 				}
-				r := Negotiate139(ctx, env, h.Addr, session, nbt.ServerName(h))
+				r := retried(ctx, env, h, session, func() SMBResult { return Negotiate139(ctx, env, h.Addr, session, nbt.ServerName(h)) })
 				return &r
 			},
 			Internal: func(why string) engine.Result {
@@ -129,6 +129,16 @@ func Steps(cfg Config) []engine.Step {
 			Observe: observeFiles,
 		},
 	}
+}
+
+// retried runs a negotiate again on a fresh connection while it meets silence (issue: a lost exchange is not a
+// property of the host), and says so in the evidence.
+func retried(ctx context.Context, env *engine.Env, h *engine.Host, port uint16, negotiate func() SMBResult) SMBResult {
+	silent := func(r SMBResult) bool { return r.State == status.Timeout || r.State == status.Filtered }
+	r, n := engine.RetrySilence(ctx, env, negotiate, silent)
+	p, _ := h.Port(int(port))
+	r.Evidence += engine.SilenceNote(n, silent(r), p.State == status.Open)
+	return r
 }
 
 // NegotiateOf returns the negotiate result on a port, if that step ran.
