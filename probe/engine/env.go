@@ -282,7 +282,7 @@ func RetrySilence[T any](ctx context.Context, env *Env, attempt func() T, silent
 // the port had just accepted a connection when it had, so that the step does not seem to contradict it.
 func SilenceNote(attempts int, stillSilent bool, portOpen bool) string {
 	switch {
-	case attempts <= 1 && !stillSilent:
+	case attempts <= 1:
 		return ""
 	case !stillSilent:
 		return fmt.Sprintf(" (answered on attempt %d of %d; the earlier met silence)", attempts, attempts)

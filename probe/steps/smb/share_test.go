@@ -137,3 +137,28 @@ func TestShareCheck139Refused(t *testing.T) {
 		t.Errorf("%d sessions requested, want 2 (FILESRV<20>, then *SMBSERVER)", n)
 	}
 }
+
+// TestShareCheckRetriesSilence: a share check whose first connection meets silence runs again on a fresh one, and
+// the second attempt's answer (here a logon failure) is the result, with the retry in the evidence.
+func TestShareCheckRetriesSilence(t *testing.T) {
+	srv := &logonServer{final: failWith(0xC000006D)}
+	f := probetest.StartFake(t, func(n int, c net.Conn) {
+		if n == 1 {
+			readFrame(c)
+			time.Sleep(2 * time.Second) // past the check's budget: the answer is lost
+			return
+		}
+		srv.script(n, c)
+	})
+	env := probetest.NewEnv(t, engine.Options{Timeout: 100 * time.Millisecond, Retries: 1})
+	creds := smb.NewCredentials("ofmlab", "OFMLAB", testSecret, 3)
+	r := smb.RetryShare(context.Background(), env, true, func() smb.ShareResult {
+		return smb.CheckShare(context.Background(), env, loopback, f.Port(), creds, 0)
+	})
+	if r.State != smbwire.StateLogonFailure || !strings.Contains(r.Evidence, "(answered on attempt 2 of 2; the earlier met silence)") {
+		t.Errorf("share check %+v, want the second attempt's logon failure and the retry in the evidence", r)
+	}
+	if creds.Failures() != 1 {
+		t.Errorf("%d logon failures counted, want 1: the silent attempt proves nothing", creds.Failures())
+	}
+}

@@ -98,7 +98,10 @@ func Steps(cfg Config) []engine.Step {
 				return false, fmt.Sprintf("no SMB2 server on %d", direct)
 			},
 			Run: func(ctx context.Context, env *engine.Env, h *engine.Host) engine.Result {
-				r := CheckShare(ctx, env, h.Addr, direct, cfg.Credentials, cfg.ReadLog)
+				p, _ := h.Port(int(direct))
+				r := RetryShare(ctx, env, p.State == status.Open, func() ShareResult {
+					return CheckShare(ctx, env, h.Addr, direct, cfg.Credentials, cfg.ReadLog)
+				})
 				return &r
 			},
 			Internal: func(why string) engine.Result {
@@ -120,7 +123,10 @@ func Steps(cfg Config) []engine.Step {
 				return false, fmt.Sprintf("no SMB2 server over NetBIOS on %d", session)
 			},
 			Run: func(ctx context.Context, env *engine.Env, h *engine.Host) engine.Result {
-				r := CheckShare139(ctx, env, h.Addr, session, nbt.ServerName(h), cfg.Credentials, cfg.ReadLog)
+				p, _ := h.Port(int(session))
+				r := RetryShare(ctx, env, p.State == status.Open, func() ShareResult {
+					return CheckShare139(ctx, env, h.Addr, session, nbt.ServerName(h), cfg.Credentials, cfg.ReadLog)
+				})
 				return &r
 			},
 			Internal: func(why string) engine.Result {
@@ -138,6 +144,16 @@ func retried(ctx context.Context, env *engine.Env, h *engine.Host, port uint16, 
 	r, n := engine.RetrySilence(ctx, env, negotiate, silent)
 	p, _ := h.Port(int(port))
 	r.Evidence += engine.SilenceNote(n, silent(r), p.State == status.Open)
+	return r
+}
+
+// RetryShare runs a share check again on a fresh connection while it meets silence (its connect timed out, or an
+// answer never came within its budget), up to --retries more times, and says so in the evidence. A logon that
+// timed out proves nothing about the password, so a retry never counts against the credentials.
+func RetryShare(ctx context.Context, env *engine.Env, portOpen bool, check func() ShareResult) ShareResult {
+	silent := func(r ShareResult) bool { return r.State == status.Timeout || r.State == status.Filtered }
+	r, n := engine.RetrySilence(ctx, env, check, silent)
+	r.Evidence += engine.SilenceNote(n, silent(r), portOpen)
 	return r
 }
 
