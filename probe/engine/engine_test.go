@@ -337,3 +337,17 @@ func TestHostWhoseProbesAllFailedLocally(t *testing.T) {
 		t.Errorf("status %q, want up: one port answered", hosts[0].Status)
 	}
 }
+
+// TestRejectedHostIsNotUnreachable: a host whose every port a firewall rejects (ICMP administratively prohibited) has
+// answered, through its firewall: it is up, so it grades fail with a firewall's fix, never unreachable.
+func TestRejectedHostIsNotUnreachable(t *testing.T) {
+	rejected := func(n int) Step {
+		return Step{Name: fmt.Sprintf("tcp %d", n), Run: func(context.Context, *Env, *Host) Result {
+			return PortResult{Port: n, Protocol: "tcp", State: status.Filtered, Rejected: true}
+		}}
+	}
+	hosts, _ := run(t, mustPlan(t, rejected(445), rejected(139)), testOptions(), 1)
+	if hosts[0].Status != HostUp || hosts[0].Unreachable() {
+		t.Errorf("status %q, want up: a firewall answered for every port", hosts[0].Status)
+	}
+}

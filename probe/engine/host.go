@@ -32,6 +32,9 @@ type PortResult struct {
 	// Attempts is how many connects or datagrams were sent; more than one only when earlier ones met silence.
 	Attempts int    `json:"attempts"`
 	Evidence string `json:"evidence"`
+	// Rejected says a firewall answered for the port (ICMP administratively, host or network prohibited): the port
+	// is filtered, but something answered, so the host is not unreachable.
+	Rejected bool `json:"-"`
 }
 
 // Reach is what a step's result shows of whether the host is there.
@@ -53,6 +56,9 @@ type PortReporter interface{ PortResults() []PortResult }
 
 // Reach classifies a port state.
 func (p PortResult) Reach() Reach {
+	if p.Rejected {
+		return ReachAnswered
+	}
 	switch p.State {
 	case status.Open, status.Closed:
 		return ReachAnswered

@@ -66,9 +66,10 @@ type NodeStatus struct {
 // Reach says whether the host answered: a name table, a port unreachable or a malformed answer are answers.
 func (ns *NodeStatus) Reach() engine.Reach {
 	switch ns.State {
-	case status.Answered, status.Closed, status.ProtocolError:
+	case status.Answered, status.Closed, status.ProtocolError, status.Filtered:
+		// Filtered here is a firewall's ICMP reject: an answer, though not the host's.
 		return engine.ReachAnswered
-	case status.OpenFiltered, status.Unreachable, status.Filtered:
+	case status.OpenFiltered, status.Unreachable:
 		return engine.ReachSilent
 	}
 	return engine.ReachNone

@@ -89,7 +89,7 @@ func (p *probe) result(c engine.ConnectResult) {
 		r.RTT = c.RTT
 		m := icmpOf(c)
 		if st, firewall := status.FromICMP(m); firewall && st == status.Filtered {
-			r.State = status.Filtered
+			r.State, r.Rejected = status.Filtered, true
 			r.Evidence = fmt.Sprintf("tcp %d: filtered, rejected by a firewall (%s)", port, status.ICMPText(m))
 			break
 		}

@@ -113,6 +113,7 @@ func portResult(port int, r datagram.Result, timeout time.Duration) engine.PortR
 	}
 	if st, evidence, ok := Final(prefix, r); ok {
 		pr.State, pr.Evidence = st, evidence
+		pr.Rejected = st == status.Filtered
 		return pr
 	}
 	if r.Outcome == datagram.Silent {
