@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"syscall"
+
+	"github.com/ofmprobe/ofmprobe/probe/status"
 )
 
 // The errors of ParseExtendedError and of the control-message walk, one for each way the bytes can be wrong.
@@ -67,30 +69,31 @@ type ICMP struct {
 	Offender netip.Addr
 }
 
+// Status is the error in the vocabulary's terms, which status.FromICMP classifies: the one place that reads ICMP
+// types and codes.
+func (e ICMP) Status() status.ICMP {
+	m := status.ICMP{Origin: e.Origin, Type: e.Type, Code: e.Code, Errno: e.Errno}
+	if e.Offender.IsValid() {
+		m.Offender = e.Offender.String()
+	}
+	return m
+}
+
+// isICMP reports whether the error came in an ICMP or ICMPv6 message, not from this machine.
+func (e ICMP) isICMP() bool { return e.Origin == OriginICMP || e.Origin == OriginICMP6 }
+
 // Closed reports whether the error is a port unreachable (ICMP type 3 code 3, ICMPv6 type 1 code 4): the host is up
 // and nothing listens on the port.
 func (e ICMP) Closed() bool {
-	switch e.Origin {
-	case OriginICMP:
-		return e.Type == 3 && e.Code == 3
-	case OriginICMP6:
-		return e.Type == 1 && e.Code == 4
-	}
-	return false
+	st, _ := status.FromICMP(e.Status())
+	return e.isICMP() && st == status.Closed
 }
 
-// Filtered reports whether the error says a firewall refused the datagram: ICMP type 3 with code 9 (network
-// administratively prohibited), 10 (host administratively prohibited) or 13 (communication administratively
-// prohibited, RFC 1812), or ICMPv6 type 1 with code 1 (administratively prohibited), 5 (source address failed
-// ingress/egress policy) or 6 (reject route to destination).
+// Filtered reports whether the error says a firewall refused the datagram (ICMP administratively, host or network
+// prohibited; ICMPv6 administratively prohibited, source address failed policy, reject route).
 func (e ICMP) Filtered() bool {
-	switch e.Origin {
-	case OriginICMP:
-		return e.Type == 3 && (e.Code == 9 || e.Code == 10 || e.Code == 13)
-	case OriginICMP6:
-		return e.Type == 1 && (e.Code == 1 || e.Code == 5 || e.Code == 6)
-	}
-	return false
+	_, firewall := status.FromICMP(e.Status())
+	return e.isICMP() && firewall
 }
 
 // ParseExtendedError finds the IP_RECVERR or IPV6_RECVERR message among the control messages of an MSG_ERRQUEUE read

@@ -87,7 +87,7 @@ func (p *probe) result(c engine.ConnectResult) {
 		}
 	case connect.Unreachable:
 		r.RTT = c.RTT
-		m := icmpOf(c)
+		m := c.ICMP.Status()
 		if st, firewall := status.FromICMP(m); firewall && st == status.Filtered {
 			r.State, r.Rejected = status.Filtered, true
 			r.Evidence = fmt.Sprintf("tcp %d: filtered, rejected by a firewall (%s)", port, status.ICMPText(m))
@@ -121,15 +121,6 @@ func (p *probe) result(c engine.ConnectResult) {
 		r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: %v", port, c.Err)
 	}
 	p.done(*r)
-}
-
-// icmpOf converts the connector's queued ICMP error into the status package's.
-func icmpOf(c engine.ConnectResult) status.ICMP {
-	m := status.ICMP{Origin: c.ICMP.Origin, Type: c.ICMP.Type, Code: c.ICMP.Code, Errno: c.ICMP.Errno}
-	if c.ICMP.Offender.IsValid() {
-		m.Offender = c.ICMP.Offender.String()
-	}
-	return m
 }
 
 // offender names who sent an ICMP error when it was not the host itself: a router.

@@ -132,7 +132,7 @@ func portResult(port int, r datagram.Result, timeout time.Duration) engine.PortR
 func Final(prefix string, r datagram.Result) (status.State, string, bool) {
 	switch r.Outcome {
 	case datagram.ICMPError:
-		m := ICMPOf(r)
+		m := icmpOf(r)
 		st, firewall := status.FromICMP(m)
 		switch {
 		case st == status.Closed:
@@ -165,12 +165,10 @@ func LocalFailure(prefix string, r datagram.Result) string {
 	return fmt.Sprintf("%s: not sent: %v", prefix, r.Err)
 }
 
-// ICMPOf converts the mux's queued error into the status package's.
-func ICMPOf(r datagram.Result) status.ICMP {
-	m := status.ICMP{Origin: r.ICMP.Origin, Type: r.ICMP.Type, Code: r.ICMP.Code, Errno: r.ICMP.Errno}
-	if r.ICMP.Offender.IsValid() {
-		m.Offender = r.ICMP.Offender.String()
-	}
+// icmpOf is the result's queued error in the vocabulary's terms, with the errno of the result when the queue gave
+// none.
+func icmpOf(r datagram.Result) status.ICMP {
+	m := r.ICMP.Status()
 	if m.Errno == 0 {
 		var errno syscall.Errno
 		if errors.As(r.Err, &errno) {
