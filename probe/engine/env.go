@@ -246,6 +246,25 @@ func (e *Env) ConnectTimeout(h *Host) time.Duration {
 	return adaptiveTimeout(h, &e.rtt, e.opts.Timeout)
 }
 
+// RetryConnectTimeout is the timeout of a connect probe's retry after silence: the round trip that h's own answers
+// (or, before it has given any, the scan's) predict, srtt + 4·rttvar, but at least a third of --timeout and at most
+// first, the timeout of the attempt that met silence. The first attempt waited the full timeout, so a port that
+// answers slowly has had its chance; the retry is there for a lost SYN or a lost answer, which the next round trip
+// shows. Without any estimate the retry waits as long as the first.
+func (e *Env) RetryConnectTimeout(h *Host, first time.Duration) time.Duration {
+	est, ok := time.Duration(0), false
+	if h != nil {
+		est, ok = h.rtt.estimate()
+	}
+	if !ok {
+		est, ok = e.rtt.estimate()
+	}
+	if !ok {
+		return first
+	}
+	return min(first, max(est, e.opts.Timeout/3))
+}
+
 // UDPTimeoutFor is the wait for one UDP try to h, adapted as ConnectTimeout is, from --udp-timeout.
 func (e *Env) UDPTimeoutFor(h *Host) time.Duration {
 	return adaptiveTimeout(h, &e.rtt, e.opts.UDPTimeout)

@@ -45,11 +45,10 @@ func (e *Env) paceFunc() func(context.Context) error {
 	return e.Pace
 }
 
-// ConnectProbe starts a connect to addr:port with the adaptive timeout for h and calls done with the result, from
-// another goroutine. Through the connector it holds a socket but no goroutine while it waits; elsewhere (other
+// ConnectProbe starts a connect to addr:port that waits at most timeout (ConnectTimeout or RetryConnectTimeout) and
+// calls done with the result, from another goroutine. Through the connector it holds a socket but no goroutine while it waits; elsewhere (other
 // systems, a test's scripted dialer) it dials on a goroutine of its own, within the socket budget.
-func (e *Env) ConnectProbe(ctx context.Context, h *Host, addr netip.Addr, port uint16, done func(ConnectResult)) {
-	timeout := e.ConnectTimeout(h)
+func (e *Env) ConnectProbe(ctx context.Context, addr netip.Addr, port uint16, timeout time.Duration, done func(ConnectResult)) {
 	if c, err := e.connector(); err == nil {
 		c.Connect(connect.Attempt{Dst: netip.AddrPortFrom(addr, port), Timeout: timeout, Done: done})
 		return

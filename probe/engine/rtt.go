@@ -59,6 +59,12 @@ func (r *RTT) timeout(base time.Duration) (time.Duration, bool) {
 	return min(max(base, srtt+4*rttvar), maxAdaptiveFactor*base), true
 }
 
+// estimate is srtt + 4·rttvar; ok is false without a sample.
+func (r *RTT) estimate() (time.Duration, bool) {
+	srtt, rttvar, n := r.Estimate()
+	return srtt + 4*rttvar, n > 0
+}
+
 // adaptiveTimeout is the timeout of one attempt to h: from the host's own answers when it has given some, else
 // from the scan's, never below base.
 func adaptiveTimeout(h *Host, scan *RTT, base time.Duration) time.Duration {

@@ -43,3 +43,33 @@ func TestRTTEstimate(t *testing.T) {
 		t.Errorf("fast host on a slow scan: %s, want its own (the base)", got)
 	}
 }
+
+func TestRetryConnectTimeout(t *testing.T) {
+	e := &Env{opts: Options{Timeout: 1500 * time.Millisecond}}
+	first := 1500 * time.Millisecond
+	// Nothing measured yet: the retry waits as long as the first attempt.
+	if got := e.RetryConnectTimeout(&Host{}, first); got != first {
+		t.Errorf("no estimate: %s, want %s", got, first)
+	}
+	// A host that answers in a millisecond: a third of --timeout, never less.
+	h := &Host{}
+	for range 5 {
+		h.rtt.Sample(time.Millisecond)
+	}
+	if got := e.RetryConnectTimeout(h, first); got != 500*time.Millisecond {
+		t.Errorf("fast host: %s, want 500ms", got)
+	}
+	// A host without answers of its own takes the scan's estimate.
+	e.rtt.Sample(800 * time.Millisecond)
+	if got := e.RetryConnectTimeout(&Host{}, first); got != first {
+		t.Errorf("slow scan (800ms + 4x400ms): %s, want the first attempt's %s as the cap", got, first)
+	}
+	// A host whose answers take 600 ms gets its own srtt + 4 rttvar, below the first attempt's.
+	slow := &Host{}
+	for range 40 {
+		slow.rtt.Sample(600 * time.Millisecond)
+	}
+	if got := e.RetryConnectTimeout(slow, 2*time.Second); got < 600*time.Millisecond || got > 700*time.Millisecond {
+		t.Errorf("steady 600ms host: %s, want about 600ms", got)
+	}
+}

@@ -5,6 +5,7 @@ package tcp
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
@@ -52,8 +53,9 @@ type probe struct {
 	env      *engine.Env
 	h        *engine.Host
 	r        engine.PortResult
-	timeouts int
-	timeout  time.Duration
+	silent   int             // attempts that met silence
+	timeout  time.Duration   // this attempt's
+	timeouts []time.Duration // every attempt's, for the evidence
 	done     func(engine.PortResult)
 }
 
@@ -64,8 +66,13 @@ func (p *probe) attempt() {
 		return
 	}
 	p.r.Attempts++
-	p.timeout = p.env.ConnectTimeout(p.h)
-	p.env.ConnectProbe(p.ctx, p.h, p.h.Addr, uint16(p.r.Port), p.result)
+	if p.r.Attempts == 1 {
+		p.timeout = p.env.ConnectTimeout(p.h)
+	} else {
+		p.timeout = p.env.RetryConnectTimeout(p.h, p.timeouts[0])
+	}
+	p.timeouts = append(p.timeouts, p.timeout)
+	p.env.ConnectProbe(p.ctx, p.h.Addr, uint16(p.r.Port), p.timeout, p.result)
 }
 
 // result decides the port from one attempt, or makes the next.
@@ -103,13 +110,13 @@ func (p *probe) result(c engine.ConnectResult) {
 			r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: scan cancelled", port)
 			break
 		}
-		p.timeouts++
-		if p.timeouts <= p.env.Retries() {
+		p.silent++
+		if p.silent <= p.env.Retries() {
 			p.attempt()
 			return
 		}
 		r.State = status.Filtered
-		r.Evidence = fmt.Sprintf("tcp %d: filtered, no answer to %d %s of %s", port, p.timeouts, engine.Plural(p.timeouts, "attempt"), p.timeout)
+		r.Evidence = fmt.Sprintf("tcp %d: filtered, no answer to %d %s %s", port, p.silent, engine.Plural(p.silent, "attempt"), waits(p.timeouts))
 	case connect.LocalError:
 		// This machine ran short (file descriptors, buffers, ports) through every retry: not an attempt on the
 		// host, and not a property of it.
@@ -121,6 +128,22 @@ func (p *probe) result(c engine.ConnectResult) {
 		r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: %v", port, c.Err)
 	}
 	p.done(*r)
+}
+
+// waits words the attempts' timeouts: "of 1.5s" when they were all the same, else "of 1.5s, 500ms".
+func waits(ts []time.Duration) string {
+	same := true
+	for _, t := range ts {
+		same = same && t == ts[0]
+	}
+	if same && len(ts) > 0 {
+		return "of " + ts[0].Round(time.Millisecond).String()
+	}
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = t.Round(time.Millisecond).String()
+	}
+	return "of " + strings.Join(parts, ", ")
 }
 
 // offender names who sent an ICMP error when it was not the host itself: a router.
