@@ -56,20 +56,27 @@ const (
 func (g HostGrade) Passed() bool { return g == GradePass || g == GradeWarn }
 
 // Result is one requirement's outcome for one host, with the evidence behind it and what to do about it.
+//
+// Title, Severity, Why and Fix are the requirement's own, the same for every host: a report writes them once, in its
+// run record's catalog, and fills them in again when it reads a host back, so they have no JSON of their own.
 type Result struct {
 	Requirement string   `json:"requirement"`
-	Title       string   `json:"title"`
-	Severity    Severity `json:"severity"`
+	Title       string   `json:"-"`
+	Severity    Severity `json:"-"`
 	Outcome     Outcome  `json:"outcome"`
 	// Evidence is what the checks observed, one line per check.
 	Evidence []string `json:"evidence"`
 	// Reason says why the requirement was skipped.
 	Reason string `json:"reason,omitempty"`
 	// NotRequested says the requirement was skipped because the user did not ask for its check.
-	NotRequested bool   `json:"not_requested,omitempty"`
-	Why          string `json:"why"`
-	Fix          string `json:"fix,omitempty"`
+	NotRequested bool `json:"not_requested,omitempty"`
+	Why          string `json:"-"`
+	// Fix is the requirement's fix when the outcome calls for one (fail, warn, info).
+	Fix string `json:"-"`
 }
+
+// NeedsFix says whether an outcome calls for the requirement's fix.
+func NeedsFix(o Outcome) bool { return o == Fail || o == Warn || o == Info }
 
 // Grading is a host's grade for one profile and every requirement's result.
 type Grading struct {
@@ -183,7 +190,7 @@ func gradeRequirement(req Requirement, facts Facts) Result {
 		out = Info
 	}
 	r.Outcome = out
-	if out == Fail || out == Warn || out == Info {
+	if NeedsFix(out) {
 		r.Fix = req.Fix
 	}
 	if r.Evidence == nil {

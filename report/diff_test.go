@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -166,9 +167,9 @@ func TestRead(t *testing.T) {
 		{"catalog.json", `{"version": 1, "ports": []}`, ErrNotReport, `catalog.json: not an ofmprobe report (no "schema" field)`},
 		{"text.txt", "hello\n", ErrNotReport, "text.txt: not an ofmprobe report (not JSON: invalid character 'h' looking for beginning of value)"},
 		{"array.json", `[1, 2]`, ErrNotReport, "array.json: not an ofmprobe report (not a JSON object)"},
-		{"hosts.json", `{"schema": 1, "run": {}, "hosts": "none"}`, ErrNotReport, "hosts.json: not an ofmprobe report (json: cannot unmarshal string into Go struct field .hosts of type []report.HostRecord)"},
-		{"v2.json", `{"schema": 2, "run": {}, "hosts": []}`, ErrSchemaVersion, "v2.json: report schema version mismatch: the report has schema 2, this ofmprobe reads schema 1"},
-		{"v2.ndjson", `{"schema":2,"type":"run","run":{}}` + "\n", ErrSchemaVersion, "v2.ndjson:1: report schema version mismatch: the report has schema 2, this ofmprobe reads schema 1"},
+		{"hosts.json", `{"schema": 1, "run": {}, "hosts": "none"}`, ErrNotReport, "hosts.json: not an ofmprobe report (json: cannot unmarshal string into Go struct field .hosts of type []json.RawMessage)"},
+		{"v3.json", `{"schema": 3, "run": {}, "hosts": []}`, ErrSchemaVersion, "v3.json: report schema version mismatch: the report has schema 3, this ofmprobe reads schemas 1 to 2"},
+		{"v3.ndjson", `{"schema":3,"type":"run","run":{}}` + "\n", ErrSchemaVersion, "v3.ndjson:1: report schema version mismatch: the report has schema 3, this ofmprobe reads schemas 1 to 2"},
 		{"mixed.ndjson", `{"schema":1,"type":"run","run":{}}` + "\n" + `{"schema":1,"type":"host"}` + "\n", ErrNotReport, `mixed.ndjson:2: not an ofmprobe report (a host line without "host")`},
 		{"garbled.ndjson", `{"schema":1,"type":"run","run":{}}` + "\nnot json\n", ErrNotReport, "garbled.ndjson:2: not an ofmprobe report (invalid character 'o' in literal null (expecting 'u'))"},
 		{"two.json", string(compact) + string(compact), ErrNotReport, "two.json: not an ofmprobe report (data after the report)"},
@@ -181,5 +182,46 @@ func TestRead(t *testing.T) {
 	}
 	if _, err := ReadFile(filepath.Join(t.TempDir(), "none.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestReadFillsRequirementTexts proves that a host read back from a schema 2 report, whose results carry only the
+// requirement's ID, gets every title, severity, why and fix back from the run's catalog, exactly as graded; and that
+// a schema 1 report, whose results carried their own texts, still reads.
+func TestReadFillsRequirementTexts(t *testing.T) {
+	cat := catalog.Builtin()
+	want := map[string][]catalog.Grading{}
+	for _, h := range fixtureHosts() {
+		for _, p := range cat.Profiles {
+			want[h.Addr.String()] = append(want[h.Addr.String()], catalog.Grade(p, h))
+		}
+	}
+	// The JSON document has one run record; an NDJSON report has two, on its run and summary lines.
+	for format, runs := range map[string]int{"json": 1, "ndjson": 2} {
+		out := render(t, format)
+		if n := bytes.Count(out, []byte("The OFM console reads the service's log")); n != runs {
+			t.Errorf("%s: a requirement's why is written %d times, want once per run record (%d)", format, n, runs)
+		}
+		doc, err := Read(bytes.NewReader(out), "report."+format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range doc.Hosts {
+			if !reflect.DeepEqual(h.Profiles, want[h.Address]) {
+				t.Errorf("%s: host %s reads back as %+v, want %+v", format, h.Address, h.Profiles, want[h.Address])
+			}
+		}
+	}
+	v1 := `{"schema": 1, "run": {"tool": "ofmprobe", "version": "old", "started": "2026-11-25T12:00:00Z", "profiles": ["ofm-9.1"]},
+	"hosts": [{"address": "198.18.0.10", "status": "up", "started": "2026-11-25T12:00:00Z", "duration_ms": 1, "ports": [],
+	"profiles": [{"profile": "ofm-9.1", "grade": "fail", "results": [{"requirement": "smb-direct", "title": "SMB on 445",
+	"severity": "required", "outcome": "fail", "evidence": ["tcp 445: filtered"], "why": "old why", "fix": "old fix"}]}]}]}`
+	doc, err := Read(strings.NewReader(v1), "v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := doc.Hosts[0].Profiles[0].Results[0]
+	if r.Title != "SMB on 445" || r.Severity != catalog.Required || r.Why != "old why" || r.Fix != "old fix" || doc.Schema != 1 {
+		t.Errorf("schema 1 result read as %+v (schema %d)", r, doc.Schema)
 	}
 }

@@ -159,7 +159,11 @@ func TestJUnitGolden(t *testing.T) {
 			if c.Failure != nil {
 				f++
 				problems++
-				if c.Failure.Message == "" || !strings.Contains(c.Failure.Text, "why: ") || !strings.Contains(c.Failure.Text, "evidence: ") {
+				seen := "evidence: "
+				if c.Failure.Type == "incomplete" {
+					seen = "skipped: " // not verified: the reason takes the place of evidence
+				}
+				if c.Failure.Message == "" || !strings.Contains(c.Failure.Text, "why: ") || !strings.Contains(c.Failure.Text, seen) {
 					t.Errorf("%s %s: failure without message, evidence or why: %+v", s.Name, c.Name, c.Failure)
 				}
 			}
@@ -213,8 +217,11 @@ func TestJUnitGolden(t *testing.T) {
 		"ofm-9.1 198.18.0.10 smb-direct":        "pass: 198.18.0.10 smb-direct pass (required): SMB reachable on TCP 445",
 		"ofm-9.1 198.18.0.10 netbios-hardening": "pass: 198.18.0.10 netbios-hardening warn (recommended): NetBIOS is not exposed (TCP 139, UDP 137)",
 		"ofm-9.1 198.18.0.10 ofmlog-share":      "pass: 198.18.0.10 ofmlog-share pass (required): The OFMLOG$ share mounts",
-		"ofm-9.1 198.18.0.12 ofmlog-share":      "skipped: " + fixtureResult(t, "198.18.0.12", "ofm-9.1", "ofmlog-share").Reason,
-		"ofm-9.0 198.18.0.99 smb-transport":     "error: internal error: panic: injected fault",
+		// A required requirement that could not be verified makes the host incomplete: a failure, never a green skip.
+		"ofm-9.1 198.18.0.12 ofmlog-share": "failure: not verified: " + fixtureResult(t, "198.18.0.12", "ofm-9.1", "ofmlog-share").Reason,
+		// A check the user did not ask for is skipped.
+		"ofm-9.1 198.18.0.12 ofm-service-port": "skipped: " + fixtureResult(t, "198.18.0.12", "ofm-9.1", "ofm-service-port").Reason,
+		"ofm-9.0 198.18.0.99 smb-transport":    "error: internal error: panic: injected fault",
 		// Control characters arrive as visible escapes, everything else as sent.
 		"ofm-9.0 198.18.0.66 netbios-session": "failure: " + printable(hostileEvidence),
 	} {

@@ -18,7 +18,9 @@ import (
 //	pass          passing, with the evidence in <system-out>
 //	warn, info    passing, with the evidence, why and fix in <system-out>: they never fail a host
 //	fail          <failure>: the first evidence as message; every evidence line, the why and the fix as text
-//	skipped       <skipped message="the reason">
+//	skipped       of a required requirement (the host is incomplete: not proven to work): <failure type="incomplete">
+//	              with the reason, so that a CI dashboard never shows an unproven host green;
+//	              otherwise (not requested, or recommended or advisory) <skipped message="the reason">
 //	(internal)    <error> on every requirement of a host whose probes failed inside ofmprobe
 //
 // Texts are CDATA, with control characters from the network shown as escapes (\x1b).
@@ -192,6 +194,10 @@ func junitTestCase(h HostRecord, g catalog.Grading, r catalog.Result) junitCase 
 		}
 		c.Failure = &junitProblem{Message: msg, Type: string(r.Severity), Text: resultText(h, r)}
 	case catalog.Skipped:
+		if r.Severity == catalog.Required && !r.NotRequested {
+			c.Failure = &junitProblem{Message: "not verified: " + r.Reason, Type: "incomplete", Text: resultText(h, r)}
+			break
+		}
 		c.Skipped = &junitSkipped{Message: r.Reason}
 	default:
 		c.SystemOut = &junitText{resultText(h, r)}

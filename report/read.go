@@ -61,8 +61,8 @@ func checkSchema(schema *int, where string) error {
 	if schema == nil {
 		return fmt.Errorf(`%s: %w (no "schema" field)`, where, ErrNotReport)
 	}
-	if *schema != SchemaVersion {
-		return fmt.Errorf("%s: %w: the report has schema %d, this ofmprobe reads schema %d", where, ErrSchemaVersion, *schema, SchemaVersion)
+	if *schema < oldestReadable || *schema > SchemaVersion {
+		return fmt.Errorf("%s: %w: the report has schema %d, this ofmprobe reads schemas %d to %d", where, ErrSchemaVersion, *schema, oldestReadable, SchemaVersion)
 	}
 	return nil
 }
@@ -81,10 +81,10 @@ func readJSON(r io.Reader, name string) (Document, error) {
 		return Document{}, fmt.Errorf("%s: %w (not a JSON object)", name, ErrNotReport)
 	}
 	var doc struct {
-		Schema  *int          `json:"schema"`
-		Run     *Run          `json:"run"`
-		Hosts   *[]HostRecord `json:"hosts"`
-		Summary *Summary      `json:"summary"`
+		Schema  *int               `json:"schema"`
+		Run     *Run               `json:"run"`
+		Hosts   *[]json.RawMessage `json:"hosts"`
+		Summary *Summary           `json:"summary"`
 	}
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		// Check the version first: a report of another schema may not fit this one's types.
@@ -107,7 +107,13 @@ func readJSON(r io.Reader, name string) (Document, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return Document{}, fmt.Errorf("%s: %w (data after the report)", name, ErrNotReport)
 	}
-	out := Document{Schema: *doc.Schema, Run: *doc.Run, Hosts: *doc.Hosts}
+	out := Document{Schema: *doc.Schema, Run: *doc.Run, Hosts: make([]HostRecord, len(*doc.Hosts))}
+	t := textsOf(doc.Run.Catalog)
+	for i, raw := range *doc.Hosts {
+		if err := decodeHost(raw, *doc.Schema, t, &out.Hosts[i]); err != nil {
+			return Document{}, fmt.Errorf("%s: host %d: %w (%v)", name, i+1, ErrNotReport, err)
+		}
+	}
 	if doc.Summary != nil {
 		out.Summary = *doc.Summary
 	} else {
@@ -119,8 +125,11 @@ func readJSON(r io.Reader, name string) (Document, error) {
 func readNDJSON(first []byte, br *bufio.Reader, name string) (Document, error) {
 	sc := bufio.NewScanner(io.MultiReader(bytes.NewReader(first), br))
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
-	doc := Document{Schema: SchemaVersion}
+	doc := Document{}
 	var haveRun, haveSummary bool
+	// t is the texts of the latest run line: the hosts after it were graded against its catalog (joined shards
+	// each start with their own run line).
+	var t texts
 	// at maps an address to its record's index: a resumed report may hold a host twice, an aborted record and the
 	// one the resumed scan wrote after it, and the later one wins.
 	at := map[string]int{}
@@ -131,11 +140,11 @@ func readNDJSON(first []byte, br *bufio.Reader, name string) (Document, error) {
 		}
 		where := fmt.Sprintf("%s:%d", name, n)
 		var l struct {
-			Schema  *int        `json:"schema"`
-			Type    string      `json:"type"`
-			Run     *Run        `json:"run"`
-			Host    *HostRecord `json:"host"`
-			Summary *Summary    `json:"summary"`
+			Schema  *int            `json:"schema"`
+			Type    string          `json:"type"`
+			Run     *Run            `json:"run"`
+			Host    json.RawMessage `json:"host"`
+			Summary *Summary        `json:"summary"`
 		}
 		if err := json.Unmarshal(line, &l); err != nil {
 			return Document{}, fmt.Errorf("%s: %w (%v)", where, ErrNotReport, err)
@@ -143,25 +152,35 @@ func readNDJSON(first []byte, br *bufio.Reader, name string) (Document, error) {
 		if err := checkSchema(l.Schema, where); err != nil {
 			return Document{}, err
 		}
+		if doc.Schema == 0 {
+			doc.Schema = *l.Schema
+		}
 		switch l.Type {
 		case lineRun, lineSummary:
 			if l.Run != nil {
 				doc.Run, haveRun = *l.Run, true
+				if l.Type == lineRun {
+					t = textsOf(l.Run.Catalog)
+				}
 			}
 			if l.Summary != nil {
 				doc.Summary, haveSummary = *l.Summary, true
 			}
 		case lineHost:
-			if l.Host == nil {
+			if len(l.Host) == 0 || string(l.Host) == "null" {
 				return Document{}, fmt.Errorf(`%s: %w (a host line without "host")`, where, ErrNotReport)
 			}
-			key := l.Host.Address + " " + l.Host.Name
+			var h HostRecord
+			if err := decodeHost(l.Host, *l.Schema, t, &h); err != nil {
+				return Document{}, fmt.Errorf("%s: %w (%v)", where, ErrNotReport, err)
+			}
+			key := h.Address + " " + h.Name
 			if i, ok := at[key]; ok {
-				doc.Hosts[i] = *l.Host
+				doc.Hosts[i] = h
 				continue
 			}
 			at[key] = len(doc.Hosts)
-			doc.Hosts = append(doc.Hosts, *l.Host)
+			doc.Hosts = append(doc.Hosts, h)
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -176,6 +195,19 @@ func readNDJSON(first []byte, br *bufio.Reader, name string) (Document, error) {
 	}
 	sortRecords(doc.Hosts)
 	return doc, nil
+}
+
+// decodeHost decodes a host record of the given schema and gives its results their requirements' texts: from the
+// run's catalog t (schema 2), or from the results themselves (schema 1).
+func decodeHost(raw []byte, schema int, t texts, h *HostRecord) error {
+	if err := json.Unmarshal(raw, h); err != nil {
+		return err
+	}
+	if schema == 1 {
+		return fillLegacy(raw, h)
+	}
+	t.fill(h)
+	return nil
 }
 
 func summarize(hosts []HostRecord) Summary {

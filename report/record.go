@@ -18,8 +18,12 @@ import (
 )
 
 // SchemaVersion is the version of the JSON and NDJSON report schema. It changes when a field is removed or changes
-// meaning; added fields keep the version.
-const SchemaVersion = 1
+// meaning; added fields keep the version. Version 2 moved each requirement's title, severity, why and fix out of the
+// hosts' results into the run record's catalog.
+const SchemaVersion = 2
+
+// oldestReadable is the oldest schema Read still reads: a schema 1 report's results carry their own texts.
+const oldestReadable = 1
 
 // Run describes one scan: who ran it, when, and with which settings. It never holds credentials.
 type Run struct {
@@ -32,6 +36,9 @@ type Run struct {
 	Profiles    []string   `json:"profiles"`
 	Options     RunOptions `json:"options"`
 	Interrupted bool       `json:"interrupted"`
+	// Catalog is the text of every requirement of the profiles, written once: the hosts' results carry only the
+	// requirement's ID, outcome and evidence.
+	Catalog []CatalogProfile `json:"catalog"`
 }
 
 // RunOptions are the scan settings a report records.

@@ -39,7 +39,11 @@ func TestSchemaRejects(t *testing.T) {
 		edit func(doc map[string]any)
 	}{
 		{"an undocumented field", func(d map[string]any) { d["extra"] = 1 }},
-		{"another schema version", func(d map[string]any) { d["schema"] = 2 }},
+		{"another schema version", func(d map[string]any) { d["schema"] = 1 }},
+		{"a run without its catalog", func(d map[string]any) { delete(d["run"].(map[string]any), "catalog") }},
+		{"a result that carries its requirement's text again", func(d map[string]any) {
+			host(d, 0)["profiles"].([]any)[0].(map[string]any)["results"].([]any)[0].(map[string]any)["why"] = "because"
+		}},
 		{"no schema", func(d map[string]any) { delete(d, "schema") }},
 		{"an unknown grade", func(d map[string]any) { host(d, 0)["profiles"].([]any)[0].(map[string]any)["grade"] = "good" }},
 		{"an unknown port state", func(d map[string]any) { host(d, 0)["ports"].([]any)[0].(map[string]any)["state"] = "ajar" }},
@@ -75,7 +79,7 @@ func TestSchemaRejects(t *testing.T) {
 		}
 	}
 	// A line of the wrong shape: a host line carrying a run.
-	line := []byte(`{"schema":1,"type":"host","run":{}}`)
+	line := []byte(`{"schema":2,"type":"host","run":{}}`)
 	v, _ := jsonValue(line)
 	if err := reporttest.Schema(t, "ndjson_line").Validate(v); err == nil {
 		t.Error("the schema accepts a host line without a host")
@@ -149,7 +153,7 @@ func TestSchemaVocabulary(t *testing.T) {
 		{"session.state", schema.Defs["session"].Properties["state"].Enum, strs(catalog.Kinds["nbss"])},
 		{"grade", schema.Defs["grade"].Enum, strs(toStrings(gradeOrder))},
 		{"outcome", schema.Defs["outcome"].Enum, strs(toStrings(outcomeOrder))},
-		{"result.severity", schema.Defs["result"].Properties["severity"].Enum,
+		{"catalog_requirement.severity", schema.Defs["catalog_requirement"].Properties["severity"].Enum,
 			strs([]string{string(catalog.Required), string(catalog.Recommended), string(catalog.Advisory)})},
 		{"change_kind", schema.Defs["change_kind"].Enum, strs(toStrings(changeOrder))},
 		// A step's raw state adds what the grading turns into a skip: error (this machine could not connect),

@@ -230,9 +230,9 @@ func (s *spool) records() iter.Seq[[]byte] {
 	}
 }
 
-// hosts yields the hosts in index order, each decoded anew: the caller may change or keep them. A read or decode
-// error ends the iteration and is kept in s.err.
-func (s *spool) hosts() iter.Seq[HostRecord] {
+// hosts yields the hosts in index order, each decoded anew and given its requirements' texts from t: the caller may
+// change or keep them. A read or decode error ends the iteration and is kept in s.err.
+func (s *spool) hosts(t texts) iter.Seq[HostRecord] {
 	return func(yield func(HostRecord) bool) {
 		for b := range s.records() {
 			var h HostRecord
@@ -240,6 +240,7 @@ func (s *spool) hosts() iter.Seq[HostRecord] {
 				s.fail(err)
 				return
 			}
+			t.fill(&h)
 			if !yield(h) {
 				return
 			}

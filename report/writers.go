@@ -157,7 +157,7 @@ func (d *documentWriter) End(run Run, sum Summary) error {
 	d.spool, d.err = nil, errEnded
 	s.sort()
 	doc := streamDocument{Schema: SchemaVersion, Run: run.normalized(), Summary: sum.normalized(), Count: s.len(),
-		Hosts: s.hosts(), records: s.records()}
+		Hosts: s.hosts(textsOf(run.Catalog)), records: s.records()}
 	err := d.write(d.w, doc)
 	if rerr := s.readErr(); rerr != nil {
 		// The hosts ended early for the format, which may have written a truncated document without noticing.
@@ -219,6 +219,7 @@ func (r Run) normalized() Run {
 	r.Profiles = nonNil(r.Profiles)
 	r.Options.Ports = nonNil(r.Options.Ports)
 	r.Options.UDPPorts = nonNil(r.Options.UDPPorts)
+	r.Catalog = nonNil(r.Catalog)
 	return r
 }
 

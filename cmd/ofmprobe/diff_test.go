@@ -61,8 +61,8 @@ func TestScanLoopbackMatchesSchema(t *testing.T) {
 		t.Fatalf("exit %d, want 1: %s", code, stderr)
 	}
 	reporttest.Validate(t, "", []byte(out))
-	var doc report.Document
-	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+	doc, err := report.Read(strings.NewReader(out), "scan output")
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range doc.Run.Vantage {
@@ -164,8 +164,8 @@ func TestDiffBadInput(t *testing.T) {
 	good := write("good.json", `{"schema": 1, "run": {"tool": "ofmprobe", "version": "t", "started": "2026-11-25T12:00:00Z"}, "hosts": [], "summary": {"hosts": 0}}`)
 	missing := filepath.Join(dir, "missing.json")
 	catalogFile := write("catalog.json", `{"version": 1, "ports": [], "profiles": []}`)
-	v2 := write("v2.json", `{"schema": 2, "run": {}, "hosts": []}`)
-	v2nd := write("v2.ndjson", `{"schema":1,"type":"run","run":{}}`+"\n"+`{"schema":2,"type":"host","host":{}}`+"\n")
+	v3 := write("v3.json", `{"schema": 3, "run": {}, "hosts": []}`)
+	v3nd := write("v3.ndjson", `{"schema":2,"type":"run","run":{}}`+"\n"+`{"schema":3,"type":"host","host":{}}`+"\n")
 	text := write("notes.txt", "198.18.0.10 is fine\n")
 	empty := write("empty.json", "")
 	tests := []struct {
@@ -179,8 +179,8 @@ func TestDiffBadInput(t *testing.T) {
 		{[]string{"diff", missing, good}, fmt.Sprintf("ofmprobe: read %s: no such file or directory", missing)},
 		{[]string{"diff", good, dir}, fmt.Sprintf("ofmprobe: read %s: is a directory", dir)},
 		{[]string{"diff", catalogFile, good}, fmt.Sprintf(`ofmprobe: %s: not an ofmprobe report (no "schema" field)`, catalogFile)},
-		{[]string{"diff", good, v2}, fmt.Sprintf("ofmprobe: %s: report schema version mismatch: the report has schema 2, this ofmprobe reads schema 1", v2)},
-		{[]string{"diff", good, v2nd}, fmt.Sprintf("ofmprobe: %s:2: report schema version mismatch: the report has schema 2, this ofmprobe reads schema 1", v2nd)},
+		{[]string{"diff", good, v3}, fmt.Sprintf("ofmprobe: %s: report schema version mismatch: the report has schema 3, this ofmprobe reads schemas 1 to 2", v3)},
+		{[]string{"diff", good, v3nd}, fmt.Sprintf("ofmprobe: %s:2: report schema version mismatch: the report has schema 3, this ofmprobe reads schemas 1 to 2", v3nd)},
 		{[]string{"diff", text, good}, fmt.Sprintf("ofmprobe: %s: not an ofmprobe report (not a JSON object)", text)},
 		{[]string{"diff", good, empty}, fmt.Sprintf("ofmprobe: %s: not an ofmprobe report (the file is empty)", empty)},
 	}
@@ -214,8 +214,8 @@ func TestCompareBaseline(t *testing.T) {
 	}
 	closePort()
 	code, out, _ := runCLI(t, "", "scan", "127.0.0.1", "--catalog", portCatalog(t, port), "-f", "json")
-	var now report.Document
-	if code != exitFail || json.Unmarshal([]byte(out), &now) != nil {
+	now, err := report.Read(strings.NewReader(out), "scan output")
+	if code != exitFail || err != nil {
 		t.Fatalf("second scan: exit %d\n%s", code, out)
 	}
 	buf.Reset()

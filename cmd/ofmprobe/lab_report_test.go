@@ -82,8 +82,8 @@ func TestLabReportFormats(t *testing.T) {
 	t.Run("json", func(t *testing.T) {
 		b := read("json")
 		reporttest.Validate(t, "", b)
-		var doc report.Document
-		if err := json.Unmarshal(b, &doc); err != nil {
+		doc, err := report.Read(bytes.NewReader(b), "report.json")
+		if err != nil {
 			t.Fatal(err)
 		}
 		if !slices.Equal(doc.Run.Vantage, []string{"198.18.0.2"}) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -94,8 +93,8 @@ func inLab(t *testing.T, timeout time.Duration, args ...string) (string, string,
 func scanLabJSON(t *testing.T, bin string, args ...string) (report.Document, int) {
 	t.Helper()
 	out, stderr, code := inLab(t, 120*time.Second, append([]string{bin, "scan", "--format", "json"}, args...)...)
-	var doc report.Document
-	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+	doc, err := report.Read(strings.NewReader(out), "scan output")
+	if err != nil {
 		t.Fatalf("scan %q: exit %d, output is not a JSON report: %v\nstderr: %s\nstdout: %.2000s", args, code, err, stderr, out)
 	}
 	return doc, code

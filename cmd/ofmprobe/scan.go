@@ -298,6 +298,7 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 			Concurrency: budget, PerHost: opts.perHost, OFMPort: opts.ofmPort, Rate: opts.rate, Shard: opts.shard, Seed: opts.seed,
 			Steps: splitList(opts.steps), HostsInFlight: opts.hostsInFlight,
 		},
+		Catalog: report.CatalogOf(profiles),
 	}
 	if err := w.Begin(run); err != nil {
 		finish(false)
