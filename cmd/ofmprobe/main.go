@@ -71,7 +71,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "ofmprobe",
 		Usage: "check that Open File Manager's network paths work, host by host",
 		Description: "ofmprobe probes every target for what Open File Manager (OFM) needs: SMB on TCP 445 (or NetBIOS\n" +
@@ -93,6 +93,30 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		},
 		Commands: []*cli.Command{scanCommand(), diffCommand(), catalogCommand(), versionCommand()},
 	}
+	// Without an Action of its own, urfave/cli answers an unknown command with "No help topic for ...".
+	app.Action = func(c *cli.Context) error {
+		if c.Args().Len() == 0 {
+			return cli.ShowAppHelp(c)
+		}
+		return usageErrorf("unknown command %q (want %s; ofmprobe --help lists them)", c.Args().First(), strings.Join(commandNames(app), ", "))
+	}
+	// A subcommand's bad flag must be one line on stderr too: by default urfave/cli prints the command's help, 4 KB
+	// of it, to stdout, which corrupts "ofmprobe scan ... > report.ndjson".
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = app.OnUsageError
+	}
+	return app
+}
+
+// commandNames lists the app's visible commands.
+func commandNames(app *cli.App) []string {
+	var names []string
+	for _, c := range app.Commands {
+		if !c.Hidden {
+			names = append(names, c.Name)
+		}
+	}
+	return names
 }
 
 // hoistFlags moves a subcommand's flags that follow its arguments in front of them, so that
