@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,7 +44,7 @@ func TestResume(t *testing.T) {
 	aborted, _ := json.Marshal(line)
 	f, _ := os.OpenFile(out, os.O_APPEND|os.O_WRONLY, 0)
 	f.Write(append(aborted, '\n'))
-	f.WriteString(`{"schema":1,"type":"host","host":{"address":"127.0.0.4","sta`)
+	f.WriteString(`{"schema":2,"type":"host","host":{"address":"127.0.0.4","sta`)
 	f.Close()
 
 	code, _, stderr = runCLI(t, "", "scan", "127.0.0.1-4", "--resume", out)
@@ -82,10 +84,10 @@ func TestResume(t *testing.T) {
 		}
 	}
 
-	// Nothing left: a note, exit 0, the file untouched.
+	// Nothing left: a note, the file untouched, and the exit status of the whole file: its hosts fail.
 	code, _, stderr = runCLI(t, "", "scan", "127.0.0.1-4", "--resume", out)
 	after, _ := os.ReadFile(out)
-	if code != exitPass || !strings.Contains(stderr, "already holds all 4 hosts") || !bytes.Equal(after, b) {
+	if code != exitFail || !strings.Contains(stderr, "already holds all 4 hosts (4 of them not passing)") || !bytes.Equal(after, b) {
 		t.Errorf("resume of a finished report: exit %d, stderr %q, file changed %v", code, stderr, !bytes.Equal(after, b))
 	}
 
@@ -99,6 +101,39 @@ func TestResume(t *testing.T) {
 }
 
 // TestProgressLine renders the progress line into a buffer: hosts done of the total, the rate and the failures.
+// TestResumeExitsWithTheWholeFile proves a resumed scan's exit status counts the hosts the file already held: a
+// host that failed before the interruption fails the run, though every host scanned after it passes; and a file whose
+// hosts all pass exits 0 with nothing left to scan.
+func TestResumeExitsWithTheWholeFile(t *testing.T) {
+	port, closePort := loopbackListener(t)
+	cat := portCatalog(t, port)
+	out := filepath.Join(t.TempDir(), "sweep.ndjson")
+	closePort() // 127.0.0.1 fails: its port is closed
+	if code, _, stderr := runCLI(t, "", "scan", "127.0.0.1", "--catalog", cat, "--resume", out); code != exitFail {
+		t.Fatalf("first part: exit %d, want 1 (%s)", code, stderr)
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", port))
+	if err != nil {
+		t.Skipf("port %d was taken again: %v", port, err)
+	}
+	defer ln.Close()
+	code, _, stderr := runCLI(t, "", "scan", "127.0.0.1-2", "--catalog", cat, "--resume", out)
+	if code != exitFail {
+		t.Errorf("resume: 127.0.0.2 passes but 127.0.0.1 in the file failed: exit %d, want 1 (%s)", code, stderr)
+	}
+	doc, err := report.ReadFile(out)
+	if err != nil || len(doc.Hosts) != 2 || doc.Hosts[1].Grade("loop") != catalog.GradePass {
+		t.Fatalf("report: %v, %+v", err, doc.Hosts)
+	}
+	passing := filepath.Join(t.TempDir(), "passing.ndjson")
+	if code, _, stderr := runCLI(t, "", "scan", "127.0.0.2", "--catalog", cat, "--resume", passing); code != exitPass {
+		t.Fatalf("passing host: exit %d (%s)", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "", "scan", "127.0.0.2", "--catalog", cat, "--resume", passing); code != exitPass || !strings.Contains(stderr, "(0 of them not passing)") {
+		t.Errorf("nothing left in a passing file: exit %d, stderr %q, want 0", code, stderr)
+	}
+}
+
 func TestProgressLine(t *testing.T) {
 	var buf bytes.Buffer
 	p := newProgress(&buf, 2)

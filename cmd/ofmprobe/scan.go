@@ -222,19 +222,29 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 		}
 		set.Keep(shard.Contains)
 	}
-	resumed := 0
+	resumed, resumedFailing := 0, 0
 	if opts.resume != "" {
-		done, err := readResume(opts.resume)
+		st, err := readResume(opts.resume)
 		if err != nil {
 			return err
 		}
-		resumed = len(done)
-		set.Keep(func(a netip.Addr) bool { return !done[a] })
+		resumed = len(st.done)
+		// The hosts the file holds, which this run does not scan again, count towards the exit status: it is the
+		// whole file's.
+		for a := range st.done {
+			if st.failing[a] {
+				resumedFailing++
+			}
+		}
+		set.Keep(func(a netip.Addr) bool { return !st.done[a] })
 	}
 	n := set.CountUpTo(maxTargetsWithoutFlag)
 	if n == 0 {
 		if resumed > 0 {
-			fmt.Fprintf(stderr, "ofmprobe: %s already holds all %d hosts: nothing left to scan\n", opts.resume, resumed)
+			fmt.Fprintf(stderr, "ofmprobe: %s already holds all %d hosts (%d of them not passing): nothing left to scan\n", opts.resume, resumed, resumedFailing)
+			if resumedFailing > 0 {
+				return &exitError{code: exitFail}
+			}
 			return nil
 		}
 		return usageErrorf("no targets left to scan after exclusions")
@@ -387,7 +397,7 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 			return &exitError{code: exitFail}
 		}
 		return nil
-	case !sum.AllPassed():
+	case !sum.AllPassed() || resumedFailing > 0:
 		return &exitError{code: exitFail}
 	}
 	return nil
