@@ -73,10 +73,44 @@ func runCatalog(cat *catalog.Catalog, format string, w io.Writer) error {
 				checks[i] = ch.String()
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, r.Severity, strings.Join(checks, map[catalog.Match]string{catalog.MatchAny: " or ", catalog.MatchAll: " and "}[r.Match]), r.Title)
+			// Why and fix go under the title, in the same column block, so the table stays aligned.
+			for _, text := range [][2]string{{"why: ", r.Why}, {"fix: ", r.Fix}} {
+				for i, line := range wrap(text[1], catalogTextWidth) {
+					lead := "     "
+					if i == 0 {
+						lead = text[0]
+					}
+					fmt.Fprintf(tw, "\t\t\t  %s%s\n", lead, line)
+				}
+			}
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// catalogTextWidth is where the catalog table wraps a requirement's why and fix.
+const catalogTextWidth = 60
+
+// wrap breaks text into lines of at most width bytes at spaces (a longer word gets a line of its own).
+func wrap(text string, width int) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(text) {
+		switch {
+		case line == "":
+			line = w
+		case len(line)+1+len(w) <= width:
+			line += " " + w
+		default:
+			lines = append(lines, line)
+			line = w
+		}
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
 }

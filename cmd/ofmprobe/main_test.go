@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ofmprobe/ofmprobe/catalog"
 	"github.com/ofmprobe/ofmprobe/report"
 )
 
@@ -120,8 +121,17 @@ func TestCatalogCommand(t *testing.T) {
 		t.Fatalf("catalog JSON: %v, %+v", err, cat)
 	}
 	code, out, _ = runCLI(t, "", "catalog")
-	if code != 0 || !strings.Contains(out, "smb-transport        required     tcp 445 or nbss 139") && !strings.Contains(out, "smb-transport") {
+	if code != 0 || !strings.Contains(out, "smb-transport        required     tcp 445 or nbss 139") {
 		t.Errorf("catalog table: exit %d\n%s", code, out)
+	}
+	// Every requirement's why and fix are in the table, word for word once the wrapping is undone.
+	flat := strings.Join(strings.Fields(out), " ")
+	for _, p := range catalog.Builtin().Profiles {
+		for _, r := range p.Requirements {
+			if !strings.Contains(flat, "why: "+r.Why) || !strings.Contains(flat, "fix: "+r.Fix) {
+				t.Errorf("catalog table: %s %s lacks its why or fix", p.ID, r.ID)
+			}
+		}
 	}
 }
 
