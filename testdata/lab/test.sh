@@ -17,6 +17,11 @@ bash "$lab" install
 bash "$lab" down >/dev/null 2>&1 || true
 bash "$lab" up
 
+# go.mod and go.sum must be tidy (a dependency raised or dropped without it fails here), and vet clean.
+if ! go mod tidy -diff; then
+  echo "test.sh: go.mod or go.sum is not tidy: run go mod tidy" >&2
+  exit 1
+fi
 go vet ./...
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
