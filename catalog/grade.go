@@ -17,6 +17,9 @@ type Observation struct {
 	// NotRequested marks a skip the user chose (a check that needs an input they did not give): it is reported, but
 	// does not make the host incomplete.
 	NotRequested bool
+	// Cause, when set, names the check and state this observation follows from, when that is another check's: "tcp
+	// 445 filtered" for an SMB negotiate that was not attempted because of it. Empty: the check's own state.
+	Cause string
 }
 
 // Facts is what a host's probes observed. The probe package implements it.
@@ -70,7 +73,11 @@ type Result struct {
 	Reason string `json:"reason,omitempty"`
 	// NotRequested says the requirement was skipped because the user did not ask for its check.
 	NotRequested bool `json:"not_requested,omitempty"`
-	Why          string `json:"-"`
+	// Cause is the root of an outcome other than pass and info: the checks that did not pass, each as the check and
+	// state it follows from ("tcp 445 filtered; tcp 139 closed"). Requirements that fail for the same cause, on
+	// any host, fail for one reason with one fix: a report groups them.
+	Cause string `json:"cause,omitempty"`
+	Why   string `json:"-"`
 	// Fix is the requirement's fix when the outcome calls for one (fail, warn, info).
 	Fix string `json:"-"`
 }
@@ -126,7 +133,12 @@ func Grade(p Profile, facts Facts) Grading {
 func gradeRequirement(req Requirement, facts Facts) Result {
 	r := Result{Requirement: req.ID, Title: req.Title, Severity: req.Severity, Why: req.Why}
 	var pass, warn, fail, skipped, notRequested int
-	var skipReasons []string
+	var skipReasons, causes []string
+	cause := func(s string) {
+		if !slices.Contains(causes, s) {
+			causes = append(causes, s)
+		}
+	}
 	for _, c := range req.Checks {
 		o := facts.Observe(c)
 		if o.Skipped != "" || o.State == "" {
@@ -137,6 +149,10 @@ func gradeRequirement(req Requirement, facts Facts) Result {
 			skipped++
 			if o.NotRequested {
 				notRequested++
+			} else {
+				// The reason, not the check: the share, IPC$ and file checks a share mount that never ran would have
+				// answered are one cause.
+				cause("not checked: " + reasonClass(reason))
 			}
 			skipReasons = append(skipReasons, c.String()+": "+reason)
 			continue
@@ -149,10 +165,16 @@ func gradeRequirement(req Requirement, facts Facts) Result {
 		switch {
 		case slices.Contains(c.Pass, o.State):
 			pass++
+			continue
 		case slices.Contains(c.Warn, o.State):
 			warn++
 		default:
 			fail++
+		}
+		if o.Cause != "" {
+			cause(o.Cause)
+		} else {
+			cause(c.String() + " " + o.State)
 		}
 	}
 	// A check the user did not ask for is left out: it never counts, and never hides a failed check beside it.
@@ -193,6 +215,9 @@ func gradeRequirement(req Requirement, facts Facts) Result {
 	if NeedsFix(out) {
 		r.Fix = req.Fix
 	}
+	if out == Fail || out == Warn || (out == Skipped && !r.NotRequested && req.Severity == Required) {
+		r.Cause = strings.Join(causes, "; ")
+	}
 	if r.Evidence == nil {
 		r.Evidence = []string{}
 	}
@@ -230,4 +255,16 @@ func ParseGrade(s string) (HostGrade, error) {
 		return "", fmt.Errorf("unknown grade %q", s)
 	}
 	return g, nil
+}
+
+// reasonClass is the part of a skip reason that is the same on every host it applies to: what comes before the
+// evidence that follows a colon ("IPC$ was not reached: share mount 445: ..." is "IPC$ was not reached").
+func reasonClass(reason string) string {
+	if i := strings.Index(reason, ": "); i >= 0 {
+		reason = reason[:i]
+	}
+	if len(reason) > 80 {
+		reason = reason[:80]
+	}
+	return reason
 }

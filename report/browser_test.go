@@ -36,6 +36,10 @@ func TestHTMLInBrowser(t *testing.T) {
 	if !strings.Contains(dom, "&lt;script&gt;document.title='pwned'&lt;/script&gt;") {
 		t.Error("the hostile NetBIOS name is not shown as text")
 	}
+	// The causes table comes first on the page, with the top cause in its first row.
+	if c, s := strings.Index(dom, `id="causes"`), strings.Index(dom, `id="summary"`); c < 0 || c > s || !strings.Contains(dom, "udp 138 open|filtered") {
+		t.Error("the causes section is not at the top of the page")
+	}
 	if p.Shown != "6 hosts" || p.Sorted != "address ascending" {
 		t.Errorf("shown %q, sorted %q", p.Shown, p.Sorted)
 	}

@@ -385,6 +385,10 @@ func TestHTMLGolden(t *testing.T) {
 	if page.requirementRows != want {
 		t.Errorf("%d requirement rows, want %d", page.requirementRows, want)
 	}
+	// The causes come first, one row each.
+	if n := len(document(fixtureHosts()).Summary.normalized().Causes); n == 0 || page.causeRows != n || bytes.Index(out, []byte(`id="causes"`)) > bytes.Index(out, []byte(`id="summary"`)) {
+		t.Errorf("%d cause rows, want %d, before the summary", page.causeRows, n)
+	}
 	for _, s := range []string{"<svg", "Content-Security-Policy", "sha256-"} {
 		if !bytes.Contains(out, []byte(s)) {
 			t.Errorf("the page has no %s", s)
@@ -397,6 +401,7 @@ type htmlPageFacts struct {
 	hosts           []string
 	scripts, imgs   int
 	requirementRows int
+	causeRows       int
 	externalRefs    []string
 	text            string
 }
@@ -433,6 +438,9 @@ func parseHTML(t *testing.T, out []byte) htmlPageFacts {
 					facts.hosts = append(facts.hosts, attrs["data-address"])
 				}
 			case "tr":
+				if strings.HasPrefix(attrs["class"], "cause-") {
+					facts.causeRows++
+				}
 				if strings.HasPrefix(attrs["class"], "o-") {
 					facts.requirementRows++
 				}

@@ -26,7 +26,8 @@ var htmlFiles embed.FS
 
 var (
 	htmlTemplate = template.Must(template.New("report.tmpl").Funcs(template.FuncMap{
-		"join": strings.Join,
+		"join":  strings.Join,
+		"minus": func(a, b int) int { return a - b },
 	}).ParseFS(htmlFiles, "html/report.tmpl"))
 	// The style sheet and script are wrapped in commented-out CDATA markers, so the page also parses as XML (the
 	// tests parse it with encoding/xml).

@@ -203,6 +203,10 @@ type Summary struct {
 	Grades map[string]map[catalog.HostGrade]int `json:"grades"`
 	// Internal counts hosts whose probes failed inside ofmprobe.
 	Internal int `json:"internal"`
+	// Causes groups the requirements that failed, warned or went unverified on the hosts by root cause, the most
+	// hosts first.
+	Causes []Cause `json:"causes"`
+	causes *causeSet
 }
 
 // Add counts one host.
@@ -214,6 +218,10 @@ func (s *Summary) Add(r HostRecord) {
 	if r.Status == engine.HostInternal {
 		s.Internal++
 	}
+	if s.causes == nil {
+		s.causes = &causeSet{}
+	}
+	s.causes.add(s.Hosts, r)
 	for _, g := range r.Profiles {
 		if s.Grades[g.Profile] == nil {
 			s.Grades[g.Profile] = map[catalog.HostGrade]int{}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"unicode/utf8"
 
@@ -83,6 +84,9 @@ func (t *tableWriter) write(w io.Writer, doc streamDocument) error {
 		return r
 	}
 
+	// Addresses where nothing answered fold into one line, unless every host is asked for.
+	folded := func(h HostRecord) bool { return !t.opts.All && h.Status == "unreachable" }
+
 	// First pass: the widths of the columns before the reasons.
 	widths := make([]int, len(header))
 	measure := func(r []cell) {
@@ -91,16 +95,26 @@ func (t *tableWriter) write(w io.Writer, doc streamDocument) error {
 		}
 	}
 	measure(header)
+	var silent addressRanges
 	for h := range doc.Hosts {
+		if folded(h) {
+			silent.add(h.Address)
+			continue
+		}
 		measure(row(h))
 	}
-	limit := 0
+	// On a terminal the reasons take what the other columns leave; when that is too little to read, they go on a
+	// line of their own under the row, indented, cut to the terminal's width.
+	limit, ownLine := 0, false
 	if t.opts.Width > 0 {
 		used := 0
 		for _, w := range widths[:last] {
 			used += w + 2
 		}
-		limit = max(t.opts.Width-used, minReasonsWidth)
+		limit = t.opts.Width - used
+		if limit < minReasonsWidth {
+			limit, ownLine = max(t.opts.Width-len(reasonsIndent), minReasonsWidth), true
+		}
 	}
 
 	// Second pass: print.
@@ -110,8 +124,11 @@ func (t *tableWriter) write(w io.Writer, doc streamDocument) error {
 			r[last].text = truncate(r[last].text, limit)
 		}
 		for i, c := range r {
+			if i == last && ownLine {
+				bw.WriteString("\n" + reasonsIndent)
+			}
 			bw.WriteString(t.paint(c.style, c.text))
-			if i < last {
+			if i < last-1 || (i == last-1 && !ownLine) {
 				bw.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c.text)+2))
 			}
 		}
@@ -119,11 +136,168 @@ func (t *tableWriter) write(w io.Writer, doc streamDocument) error {
 	}
 	print(header)
 	for h := range doc.Hosts {
-		print(row(h))
+		if !folded(h) {
+			print(row(h))
+		}
+	}
+	if silent.n > 0 {
+		fmt.Fprintf(bw, "%s\n", silent.line(t.opts.Width))
 	}
 	bw.WriteString(summaryLine(run, sum, t.paint))
 	bw.WriteByte('\n')
+	writeCauses(bw, run, sum.Causes, t.opts, t.paint)
 	return bw.Flush()
+}
+
+// reasonsIndent starts the reasons of a row when they go on a line of their own.
+const reasonsIndent = "    "
+
+// addressRanges gathers the folded addresses as runs of consecutive addresses, in report order.
+type addressRanges struct {
+	n      int
+	ranges [][2]string
+	last   netip.Addr
+}
+
+func (a *addressRanges) add(s string) {
+	a.n++
+	ip, err := netip.ParseAddr(s)
+	if err == nil && a.last.IsValid() && len(a.ranges) > 0 && a.last.Next() == ip {
+		a.ranges[len(a.ranges)-1][1] = s
+		a.last = ip
+		return
+	}
+	a.ranges = append(a.ranges, [2]string{s, s})
+	a.last = netip.Addr{}
+	if err == nil {
+		a.last = ip
+	}
+}
+
+// maxFoldedRanges is how many ranges of silent addresses the folded line names before it counts the rest.
+const maxFoldedRanges = 6
+
+// line is the folded line: "243 addresses did not answer (unreachable): 198.18.0.1-9, 198.18.0.24-255; --all lists them".
+func (a *addressRanges) line(width int) string {
+	var parts []string
+	for i, r := range a.ranges {
+		if i == maxFoldedRanges {
+			parts = append(parts, fmt.Sprintf("and %d more ranges", len(a.ranges)-maxFoldedRanges))
+			break
+		}
+		if r[0] == r[1] {
+			parts = append(parts, r[0])
+		} else {
+			parts = append(parts, r[0]+"-"+lastPart(r[0], r[1]))
+		}
+	}
+	noun := "addresses"
+	if a.n == 1 {
+		noun = "address"
+	}
+	s := fmt.Sprintf("%d %s did not answer (unreachable, folded; --all lists them): %s", a.n, noun, strings.Join(parts, ", "))
+	if width > 0 {
+		s = truncate(s, width)
+	}
+	return s
+}
+
+// lastPart shortens the end of an IPv4 range that shares the first three octets with its start: 198.18.0.24-255.
+func lastPart(first, last string) string {
+	a, b := netip.MustParseAddr(first), netip.MustParseAddr(last)
+	if a.Is4() && b.Is4() {
+		x, y := a.As4(), b.As4()
+		if x[0] == y[0] && x[1] == y[1] && x[2] == y[2] {
+			return fmt.Sprint(y[3])
+		}
+	}
+	return last
+}
+
+// maxTableCauses is how many causes the table lists without --all; the JSON formats and ofmprobe report carry them
+// all.
+const maxTableCauses = 5
+
+// maxCauseHosts is how many addresses a cause's line names without --all.
+const maxCauseHosts = 3
+
+// writeCauses lists the root causes after the summary line, the most hosts first: each on a line with what it broke
+// and the hosts it covers, and its fix on the next. Without --all it shows the first maxTableCauses, each line cut to
+// the terminal's width; with it, every cause, its fix and addresses in full.
+func writeCauses(w *bufio.Writer, run Run, causes []Cause, opts Options, paint func(style, text string) string) {
+	if len(causes) == 0 {
+		return
+	}
+	from := ""
+	if len(run.Vantage) > 0 {
+		from = ", probed from " + strings.Join(run.Vantage, ", ")
+	}
+	fmt.Fprintf(w, "%s%s:\n", paint(styleBold, "Causes, most hosts first"), from)
+	width := opts.Width
+	if width <= 0 {
+		width = 160
+	}
+	for i, c := range causes {
+		if i == maxTableCauses && !opts.All {
+			fmt.Fprintf(w, "and %d more %s (--all lists them; ofmprobe report --format json has them all)\n", len(causes)-i, pluralWord(len(causes)-i, "cause"))
+			break
+		}
+		style := map[catalog.Outcome]string{catalog.Fail: styleRed, catalog.Warn: styleYellow, catalog.Skipped: styleBlue}[c.Outcome]
+		outcome := string(c.Outcome)
+		if c.Outcome == catalog.Skipped {
+			outcome = "not verified"
+		}
+		reqs := []string{c.Profile + " " + c.Requirement}
+		for _, a := range c.Also {
+			reqs = append(reqs, a.Profile+" "+a.Requirement)
+		}
+		addrs := c.Addresses
+		if !opts.All && len(addrs) > maxCauseHosts {
+			addrs = addrs[:maxCauseHosts]
+		}
+		hosts := strings.Join(addrs, " ")
+		if more := c.Hosts - len(addrs); more > 0 {
+			hosts += fmt.Sprintf(" +%d", more)
+		}
+		line := fmt.Sprintf("%d %s, %s: %s: breaks %s: %s", c.Hosts, pluralWord(c.Hosts, "host"), outcome, c.Cause, strings.Join(reqs, ", "), hosts)
+		fix := c.Fix
+		if fix == "" {
+			fix = "the check could not run: see the hosts' reasons"
+		}
+		if !opts.All {
+			fmt.Fprintf(w, "%s\n    fix: %s\n", paint(style, truncate(line, width)), truncate(fix, width-9))
+			continue
+		}
+		fmt.Fprintf(w, "%s\n", paint(style, line))
+		for j, l := range Wrap(fix, width-9) {
+			lead := "         "
+			if j == 0 {
+				lead = "    fix: "
+			}
+			fmt.Fprintf(w, "%s%s\n", lead, l)
+		}
+	}
+}
+
+// Wrap breaks text into lines of at most width runes at spaces (a longer word gets a line of its own).
+func Wrap(text string, width int) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(text) {
+		switch {
+		case line == "":
+			line = w
+		case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(w) <= width:
+			line += " " + w
+		default:
+			lines = append(lines, line)
+			line = w
+		}
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
 }
 
 // paint wraps text in an ANSI style when colour is on.

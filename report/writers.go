@@ -46,6 +46,9 @@ type Options struct {
 	Color bool
 	// Width is the terminal's width in columns; the table truncates its reasons column to fit. 0 means no limit.
 	Width int
+	// All lists every host in the table, also the addresses where nothing answered, which it otherwise folds into
+	// one line.
+	All bool
 }
 
 // New returns the writer for a format, with plain output.
@@ -228,6 +231,10 @@ func (s Summary) normalized() Summary {
 	if s.Grades == nil {
 		s.Grades = map[string]map[catalog.HostGrade]int{}
 	}
+	if s.causes != nil {
+		s.Causes = s.causes.list()
+	}
+	s.Causes = nonNil(s.Causes)
 	return s
 }
 

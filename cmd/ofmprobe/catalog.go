@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
+	"github.com/ofmprobe/ofmprobe/report"
 )
 
 func catalogCommand() *cli.Command {
@@ -75,7 +76,7 @@ func runCatalog(cat *catalog.Catalog, format string, w io.Writer) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, r.Severity, strings.Join(checks, map[catalog.Match]string{catalog.MatchAny: " or ", catalog.MatchAll: " and "}[r.Match]), r.Title)
 			// Why and fix go under the title, in the same column block, so the table stays aligned.
 			for _, text := range [][2]string{{"why: ", r.Why}, {"fix: ", r.Fix}} {
-				for i, line := range wrap(text[1], catalogTextWidth) {
+				for i, line := range report.Wrap(text[1], catalogTextWidth) {
 					lead := "     "
 					if i == 0 {
 						lead = text[0]
@@ -93,24 +94,3 @@ func runCatalog(cat *catalog.Catalog, format string, w io.Writer) error {
 
 // catalogTextWidth is where the catalog table wraps a requirement's why and fix.
 const catalogTextWidth = 60
-
-// wrap breaks text into lines of at most width bytes at spaces (a longer word gets a line of its own).
-func wrap(text string, width int) []string {
-	var lines []string
-	line := ""
-	for _, w := range strings.Fields(text) {
-		switch {
-		case line == "":
-			line = w
-		case len(line)+1+len(w) <= width:
-			line += " " + w
-		default:
-			lines = append(lines, line)
-			line = w
-		}
-	}
-	if line != "" {
-		lines = append(lines, line)
-	}
-	return lines
-}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -190,6 +191,25 @@ func TestLabSweep24(t *testing.T) {
 		problems = append(problems, checkHost(h, want)...)
 	}
 	reportProblems(t, problems)
+
+	// The same sweep as a table (ofmprobe report, from the JSON): one screen of about 30 lines, the addresses that
+	// did not answer folded into one, then the causes.
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "report", "--format", "table", "-")
+	cmd.Stdin = bytes.NewReader(b)
+	out, _ := cmd.Output()
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(lines) > 32 || !strings.Contains(string(out), " addresses did not answer (unreachable, folded") || !strings.Contains(string(out), "\nCauses, most hosts first") {
+		t.Errorf("the /24 table has %d lines, want at most 32 with the silent addresses folded and the causes:\n%s", len(lines), out)
+	}
+	for addr := range labTruth {
+		if want := labTruth[addr]; want.status != "unreachable" && !strings.Contains(string(out), "\n"+addr+" ") {
+			t.Errorf("the /24 table has no row for %s", addr)
+		}
+	}
 }
 
 // checkHost compares a host's record with the lab's design and returns every difference.

@@ -75,7 +75,7 @@ func TestBadInputIsOneLineAndExit2(t *testing.T) {
 		{[]string{"catalog", "--format", "yaml"}, `ofmprobe: unknown catalog format "yaml" (want table or json)`},
 		{[]string{"catalog", "--colour"}, "ofmprobe: flag provided but not defined: -colour"},
 		{[]string{"diff", "--formt", "json", "a", "b"}, "ofmprobe: flag provided but not defined: -formt"},
-		{[]string{"frobnicate"}, `ofmprobe: unknown command "frobnicate" (want scan, diff, catalog, version; ofmprobe --help lists them)`},
+		{[]string{"frobnicate"}, `ofmprobe: unknown command "frobnicate" (want scan, report, diff, catalog, version; ofmprobe --help lists them)`},
 		{[]string{"--no-such-flag"}, "ofmprobe: flag provided but not defined: -no-such-flag"},
 	}
 	for _, tc := range tests {

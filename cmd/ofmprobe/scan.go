@@ -61,6 +61,8 @@ type scanOptions struct {
 	perHost      int
 	debug        bool
 	stdoutIsTerm bool
+	// all lists every host and cause in the table.
+	all          bool
 	baseline     string
 	user         string
 	domain       string
@@ -114,6 +116,7 @@ func scanCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Usage: "`N` that keys the --shard split and the scattered scan order; every machine of one split must use the same"},
 			&cli.StringFlag{Name: "resume", Usage: "append to the NDJSON report `FILE`, skipping the hosts it already holds"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress line on stderr"},
+			&cli.BoolFlag{Name: "all", Usage: "table: list every host and every cause (by default addresses where nothing answered fold into one line, and the first 10 causes are shown)"},
 			&cli.StringFlag{Name: "user", Usage: "log on to OFMLOG$ as `USER` (default: a guest login, reported as such)"},
 			&cli.StringFlag{Name: "domain", Usage: "the user's `DOMAIN` or workgroup"},
 			&cli.StringFlag{Name: "password-file", Usage: "read the password from the first line of `FILE` (or set OFMPROBE_PASSWORD); never on the command line"},
@@ -155,6 +158,7 @@ func scanCommand() *cli.Command {
 				seed:            c.Uint64("seed"),
 				resume:          c.String("resume"),
 				quiet:           c.Bool("quiet"),
+				all:             c.Bool("all"),
 				stderrIsTerm:    isTerminal(c.App.ErrWriter),
 				steps:           c.StringSlice("steps"),
 				hostsInFlight:   c.Int("hosts-in-flight"),
@@ -299,7 +303,9 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
-	w, _ := report.NewWithOptions(opts.format, out, reportOptions(stdout, opts.stdoutIsTerm && (opts.output == "" || opts.output == "-")))
+	ropts := reportOptions(stdout, opts.stdoutIsTerm && (opts.output == "" || opts.output == "-"))
+	ropts.All = opts.all
+	w, _ := report.NewWithOptions(opts.format, out, ropts)
 	run := report.Run{
 		Tool: "ofmprobe", Version: version, Started: time.Now().UTC(), Vantage: vantageAddresses(), Profiles: profileIDs(profiles),
 		Options: report.RunOptions{

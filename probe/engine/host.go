@@ -251,7 +251,8 @@ func (h *Host) NotOpen(kind string, port int) (catalog.Observation, bool) {
 	if !ok || p.State == status.Open || p.State == status.Error {
 		return catalog.Observation{}, false
 	}
-	return catalog.Observation{State: string(p.State), Evidence: fmt.Sprintf("%s %d: not attempted, %s", kind, port, p.Evidence)}, true
+	return catalog.Observation{State: string(p.State), Evidence: fmt.Sprintf("%s %d: not attempted, %s", kind, port, p.Evidence),
+		Cause: fmt.Sprintf("tcp %d %s", port, p.State)}, true
 }
 
 // PortOpen returns a When that holds when the TCP port was found open.

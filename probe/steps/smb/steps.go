@@ -253,9 +253,11 @@ func observeShare(h *engine.Host, c catalog.Check, cfg Config) catalog.Observati
 		case smb1Only(direct) || smb1Only(viaSession):
 			return catalog.Observation{Skipped: "the host speaks only SMB1 and ofmprobe checks OFMLOG$ over SMB2: check it from an OFM console"}
 		case viaSession != nil && viaSession.State != status.SMB2:
-			return catalog.Observation{State: string(status.Unreachable), Evidence: fmt.Sprintf("%s: not attempted, no SMB2 server on %d or over NetBIOS on %d: %s", c.Kind, cfg.DirectPort, cfg.SessionPort, viaSession.Evidence)}
+			return catalog.Observation{State: string(status.Unreachable), Evidence: fmt.Sprintf("%s: not attempted, no SMB2 server on %d or over NetBIOS on %d: %s", c.Kind, cfg.DirectPort, cfg.SessionPort, viaSession.Evidence),
+				Cause: negotiateCause(direct, cfg.DirectPort) + "; " + negotiateCause(viaSession, cfg.SessionPort)}
 		case direct != nil:
-			return catalog.Observation{State: string(status.Unreachable), Evidence: fmt.Sprintf("%s: not attempted, no SMB2 server on %d: %s", c.Kind, cfg.DirectPort, direct.Evidence)}
+			return catalog.Observation{State: string(status.Unreachable), Evidence: fmt.Sprintf("%s: not attempted, no SMB2 server on %d: %s", c.Kind, cfg.DirectPort, direct.Evidence),
+				Cause: negotiateCause(direct, cfg.DirectPort)}
 		}
 		return catalog.Observation{Skipped: "the share check was not run"}
 	}
@@ -267,7 +269,9 @@ func observeShare(h *engine.Host, c catalog.Check, cfg Config) catalog.Observati
 			return engine.StepObservation(sh.IPC.State, sh.IPC.Evidence)
 		}
 		if sh.Step == "connect" || sh.Step == "negotiate" || sh.Step == "session setup" {
-			return engine.StepObservation(sh.State, "ipc: not attempted, "+sh.Evidence)
+			o := engine.StepObservation(sh.State, "ipc: not attempted, "+sh.Evidence)
+			o.Cause = "share " + string(sh.State)
+			return o
 		}
 		return catalog.Observation{Skipped: "IPC$ was not reached: " + sh.Evidence}
 	}
@@ -277,7 +281,8 @@ func observeShare(h *engine.Host, c catalog.Check, cfg Config) catalog.Observati
 		}
 	}
 	if sh.State != status.Mounted {
-		return catalog.Observation{State: string(status.Unreachable), Evidence: fmt.Sprintf("file %s: not checked, OFMLOG$ did not mount: %s", c.File, sh.Evidence)}
+		return catalog.Observation{State: string(status.Unreachable), Evidence: fmt.Sprintf("file %s: not checked, OFMLOG$ did not mount: %s", c.File, sh.Evidence),
+			Cause: "share " + string(sh.State)}
 	}
 	return catalog.Observation{Skipped: "file " + c.File + " was not looked for"}
 }
@@ -292,5 +297,15 @@ func noSMBPort(h *engine.Host, kind string, cfg Config) (catalog.Observation, bo
 	return catalog.Observation{
 		State:    string(status.Unreachable),
 		Evidence: fmt.Sprintf("%s: not attempted, no SMB port is open (%s; %s)", kind, direct.Evidence, viaSession.Evidence),
+		Cause:    fmt.Sprintf("tcp %d %s; tcp %d %s", cfg.DirectPort, direct.State, cfg.SessionPort, viaSession.State),
 	}, true
+}
+
+// negotiateCause names an SMB negotiate's outcome as a root cause: "smb 445 smb1 only", or the port's state when the
+// negotiate was not made (nil: "smb 445 not made").
+func negotiateCause(r *SMBResult, port uint16) string {
+	if r == nil {
+		return fmt.Sprintf("smb %d not made", port)
+	}
+	return fmt.Sprintf("smb %d %s", port, r.State)
 }

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ofmprobe/ofmprobe/report"
+)
+
+func reportCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "report",
+		Usage:     "write an existing report again, in any format, with its root causes",
+		ArgsUsage: "FILE",
+		Description: "FILE is a report written by `ofmprobe scan --format json` or `--format ndjson` (- reads it from\n" +
+			"stdin; NDJSON streams of several shards may be joined). The hosts are written again in FORMAT, and the\n" +
+			"summary and its causes (the failing requirements of all hosts grouped by root cause, the most hosts\n" +
+			"first, each with its fix) are counted anew from them.\n\n" +
+			"Exit codes: 0 every host passes, 1 a host does not, 2 bad usage or a file that is not a report.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "`FORMAT`: " + strings.Join(report.FormatNames(), ", ")},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE` instead of stdout"},
+			&cli.BoolFlag{Name: "all", Usage: "table: list every host and every cause"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usageErrorf("report needs one report FILE (got %d arguments)", c.NArg())
+			}
+			return runReport(c.Args().First(), c.String("format"), c.String("output"), c.Bool("all"), c.App.Reader, c.App.Writer)
+		},
+	}
+}
+
+// runReport reads a report and writes it again in format, its summary and causes counted from its hosts.
+func runReport(path, format, output string, all bool, stdin io.Reader, stdout io.Writer) error {
+	if !slices.Contains(report.FormatNames(), format) {
+		return usageErrorf("unknown format %q (want %s)", format, strings.Join(report.FormatNames(), ", "))
+	}
+	doc, err := readReport(path, stdin)
+	if err != nil {
+		return err
+	}
+	opts := scanOptions{format: format, output: output}
+	out, finish, err := openOutput(opts, stdout)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	ropts := reportOptions(stdout, isTerminal(stdout) && (output == "" || output == "-"))
+	ropts.All = all
+	w, err := report.NewWithOptions(format, out, ropts)
+	if err != nil {
+		finish(false)
+		return usageErrorf("%v", err)
+	}
+	var sum report.Summary
+	werr := w.Begin(doc.Run)
+	for _, h := range doc.Hosts {
+		if werr != nil {
+			break
+		}
+		sum.Add(h)
+		werr = w.Host(h)
+	}
+	if werr == nil {
+		werr = w.End(doc.Run, sum)
+	}
+	if ferr := finish(werr == nil); werr == nil {
+		werr = ferr
+	}
+	if werr != nil {
+		return &exitError{code: exitFail, err: fmt.Errorf("write report: %w", werr)}
+	}
+	if !sum.AllPassed() {
+		return &exitError{code: exitFail}
+	}
+	return nil
+}
