@@ -13,6 +13,7 @@ var CSVHeader = []string{
 	"address", "name", "netbios_name", "status", "error",
 	"profile", "grade", "requirement", "severity", "outcome",
 	"title", "evidence", "reason", "why", "fix",
+	"smb_name", "smb_domain", "smb_dns_name", "smb_version", "name_mismatch",
 }
 
 // csvListSeparator joins a requirement's evidence lines in one cell.
@@ -31,8 +32,17 @@ func writeCSV(w io.Writer, doc streamDocument) error {
 			netbiosName = h.NetBIOS.ComputerName
 		}
 		host := []string{h.Address, h.Name, netbiosName, h.Status, h.Error}
+		identity := make([]string, 4, 5)
+		if id := h.Identity(); id != nil {
+			identity = []string{id.NetBIOSComputer, id.NetBIOSDomain, id.DNSComputer, ""}
+			if id.Version != nil {
+				identity[3] = id.Version.String()
+			}
+		}
+		identity = append(identity, h.NameMismatch)
 		if len(h.Profiles) == 0 {
-			if err := cw.Write(csvRow(append(host, make([]string, len(CSVHeader)-len(host))...))); err != nil {
+			row := append(append(host, make([]string, len(CSVHeader)-len(host)-len(identity))...), identity...)
+			if err := cw.Write(csvRow(row)); err != nil {
 				return err
 			}
 		}
@@ -41,6 +51,7 @@ func writeCSV(w io.Writer, doc streamDocument) error {
 				row := append(append([]string{}, host...),
 					g.Profile, string(g.Grade), r.Requirement, string(r.Severity), string(r.Outcome),
 					r.Title, strings.Join(r.Evidence, csvListSeparator), r.Reason, r.Why, r.Fix)
+				row = append(row, identity...)
 				if err := cw.Write(csvRow(row)); err != nil {
 					return err
 				}

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
+	smbwire "github.com/ofmprobe/ofmprobe/probe/smb"
+	"github.com/ofmprobe/ofmprobe/probe/steps/smb"
 )
 
 // fixtureRequirements counts the fixture's requirement results per profile: every host is graded against both.
@@ -455,4 +457,26 @@ func parseHTML(t *testing.T, out []byte) htmlPageFacts {
 	}
 	facts.text = text.String()
 	return facts
+}
+
+// TestIdentityInEveryFormat: the SMB server's own name (its NTLM challenge) reaches every format, and a host whose
+// node status and SMB server disagree on its name is flagged with both.
+func TestIdentityInEveryFormat(t *testing.T) {
+	for _, format := range FormatNames() {
+		out := string(render(t, format))
+		if !strings.Contains(out, "FILER12") {
+			t.Errorf("%s: the SMB server's name FILER12 is missing", format)
+		}
+		if format != "prom" && format != "table" && !strings.Contains(out, "node status calls the host DROP445, its SMB server calls itself FILER12") {
+			t.Errorf("%s: the name mismatch is not flagged", format)
+		}
+	}
+	if got := nameMismatch(HostRecord{NetBIOS: &NetBIOSRecord{ComputerName: "OFM90"}, SMB: &SMBRecord{SMBResult: smb.SMBResult{Identity: &smbwire.NTLMIdentity{NetBIOSComputer: "ofm90"}}}}); got != "" {
+		t.Errorf("names that differ only in case: %q", got)
+	}
+	got := nameMismatch(HostRecord{NetBIOS: &NetBIOSRecord{ComputerName: "OLDNAME"}, Session: &SessionRecord{State: "negative", Called: []string{"OLDNAME<20>", "*SMBSERVER<20>"}},
+		SMB: &SMBRecord{SMBResult: smb.SMBResult{Identity: &smbwire.NTLMIdentity{NetBIOSComputer: "NEWNAME"}}}})
+	if got != "node status calls the host OLDNAME, its SMB server calls itself NEWNAME (NTLM); a session on 139 needs the called name NEWNAME<20> (or *SMBSERVER)" {
+		t.Errorf("refused session: %q", got)
+	}
 }

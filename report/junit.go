@@ -212,6 +212,12 @@ func resultText(h HostRecord, r catalog.Result) string {
 	if name := h.displayName(); name != "" {
 		fmt.Fprintf(&b, "host: %s\n", name)
 	}
+	if id := h.Identity(); id != nil {
+		fmt.Fprintf(&b, "smb identity: %s\n", id)
+	}
+	if h.NameMismatch != "" {
+		fmt.Fprintf(&b, "names differ: %s\n", h.NameMismatch)
+	}
 	for _, e := range r.Evidence {
 		fmt.Fprintf(&b, "evidence: %s\n", e)
 	}

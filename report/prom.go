@@ -109,7 +109,9 @@ func writeProm(w io.Writer, doc streamDocument) error {
 		"computer_name", "workgroup", "mac")
 	session := hostFamily("ofmprobe_netbios_session_state", "The NetBIOS session request on TCP 139 (positive, negative, timeout, protocol error, ...); always 1.",
 		"state")
-	hostFamilies := []*promFamily{status, hostDuration, grade, outcome, portState, portRTT, nodeStatus, netbiosInfo, session}
+	identity := hostFamily("ofmprobe_smb_identity_info", "Who the host's SMB server says it is in the NTLM challenge of an anonymous session setup; always 1.",
+		"netbios_computer", "netbios_domain", "dns_computer", "version")
+	hostFamilies := []*promFamily{status, hostDuration, grade, outcome, portState, portRTT, nodeStatus, netbiosInfo, session, identity}
 	for _, f := range hostFamilies {
 		s, err := newScratch()
 		if err != nil {
@@ -141,6 +143,13 @@ func writeProm(w io.Writer, doc streamDocument) error {
 		}
 		if ss := h.Session; ss != nil {
 			session.add(1, h.Address, h.Name, ss.State)
+		}
+		if id := h.Identity(); id != nil {
+			version := ""
+			if id.Version != nil {
+				version = id.Version.String()
+			}
+			identity.add(1, h.Address, h.Name, id.NetBIOSComputer, id.NetBIOSDomain, id.DNSComputer, version)
 		}
 	}
 	families := append([]*promFamily{info, start, end, duration, interrupted, hostsTotal, internal, hostsPerGrade}, hostFamilies...)

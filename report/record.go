@@ -4,13 +4,16 @@ package report
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
 	"github.com/ofmprobe/ofmprobe/probe/engine"
+	smbwire "github.com/ofmprobe/ofmprobe/probe/smb"
 	"github.com/ofmprobe/ofmprobe/probe/steps"
 	"github.com/ofmprobe/ofmprobe/probe/steps/nbt"
 	"github.com/ofmprobe/ofmprobe/probe/steps/rpc"
@@ -85,8 +88,11 @@ type HostRecord struct {
 	// Share is the OFMLOG$ mount with the OFM files and the IPC$ tree connect, when it was attempted.
 	Share *ShareRecord `json:"share,omitempty"`
 	// EPM is the RPC endpoint-mapper bind on TCP 135, when it was made.
-	EPM      *EPMRecord        `json:"epm,omitempty"`
-	Profiles []catalog.Grading `json:"profiles"`
+	EPM *EPMRecord `json:"epm,omitempty"`
+	// NameMismatch, when set, says that the NetBIOS node status and the SMB server (its NTLM challenge) give the
+	// host different computer names, and which one a session on 139 needs.
+	NameMismatch string            `json:"name_mismatch,omitempty"`
+	Profiles     []catalog.Grading `json:"profiles"`
 }
 
 // SMBRecord is an SMB negotiate in a report: the probe's facts and the round-trip time of the first negotiate.
@@ -173,12 +179,42 @@ func NewHostRecord(h *engine.Host, f steps.Facts, gradings []catalog.Grading) Ho
 	if r := f.EPM; r != nil {
 		rec.EPM = &EPMRecord{EPMResult: *r, RTTMS: millis(r.RTT)}
 	}
+	rec.NameMismatch = nameMismatch(rec)
 	for _, p := range f.Ports {
 		rec.Ports = append(rec.Ports, PortRecord{
 			Port: p.Port, Protocol: p.Protocol, State: string(p.State), RTTMS: millis(p.RTT), Attempts: p.Attempts, Evidence: p.Evidence,
 		})
 	}
 	return rec
+}
+
+// Identity is who the host's SMB server says it is (the NTLMSSP challenge of the negotiate on 445, else on 139);
+// nil when neither gave one.
+func (r HostRecord) Identity() *smbwire.NTLMIdentity {
+	for _, s := range []*SMBRecord{r.SMB, r.SMB139} {
+		if s != nil && s.Identity != nil {
+			return s.Identity
+		}
+	}
+	return nil
+}
+
+// nameMismatch compares the computer name of the host's node status with its SMB server's. Windows refuses a
+// NetBIOS session to a called name that is not its own ("called name not present"), so the name the node status
+// gives then does not open a session on 139: the note says which name does.
+func nameMismatch(r HostRecord) string {
+	id := r.Identity()
+	if r.NetBIOS == nil || r.NetBIOS.ComputerName == "" || id == nil || id.NetBIOSComputer == "" || strings.EqualFold(r.NetBIOS.ComputerName, id.NetBIOSComputer) {
+		return ""
+	}
+	note := fmt.Sprintf("node status calls the host %s, its SMB server calls itself %s (NTLM)", r.NetBIOS.ComputerName, id.NetBIOSComputer)
+	switch {
+	case r.Session != nil && r.Session.State == "positive" && len(r.Session.Called) > 0:
+		note += fmt.Sprintf("; the session on 139 was accepted as %s", r.Session.Called[len(r.Session.Called)-1])
+	case r.Session != nil:
+		note += fmt.Sprintf("; a session on 139 needs the called name %s<20> (or *SMBSERVER)", id.NetBIOSComputer)
+	}
+	return note
 }
 
 // millis is a duration in milliseconds, rounded to microseconds so reports stay readable.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ofmprobe/ofmprobe/catalog"
 	"github.com/ofmprobe/ofmprobe/probe/engine"
+	smbwire "github.com/ofmprobe/ofmprobe/probe/smb"
 	"github.com/ofmprobe/ofmprobe/probe/status"
 	"github.com/ofmprobe/ofmprobe/probe/steps/nbt"
 	"github.com/ofmprobe/ofmprobe/probe/steps/rpc"
@@ -68,7 +69,10 @@ func fixtureHosts() []*fixtureHost {
 		}
 		return &smb.SMBResult{State: status.SMB2, Evidence: "smb negotiate 445: SMB 3.1.1 in 0.90 ms, signing enabled, not required", Port: 445,
 			Dialect: "SMB 3.1.1", SigningEnabled: true, ServerGUID: "6c61626f-6d66-0000-0000-000000000000", Capabilities: []string{"DFS", "LEASING", "LARGE_MTU"},
-			SMB1Accepted: &smb1, SMB1Evidence: ev, RTT: 900 * time.Microsecond}
+			SMB1Accepted: &smb1, SMB1Evidence: ev, RTT: 900 * time.Microsecond,
+			Identity: &smbwire.NTLMIdentity{TargetName: "OFMLAB", NetBIOSComputer: "OFM90", NetBIOSDomain: "OFMLAB", DNSComputer: "ofm90.lab",
+				ServerTime: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), Version: &smbwire.NTLMVersion{Major: 6, Minor: 1, Build: 0, NTLMRevision: 15}},
+			IdentityEvidence: "ntlm: the server says it is OFM90 in OFMLAB (ofm90.lab, version 6.1 build 0)"}
 	}
 	modified := time.Date(2026, 11, 20, 8, 30, 0, 0, time.UTC)
 	mounted := func(login string, guest bool, ipc bool) *smb.ShareResult {
@@ -136,7 +140,9 @@ func fixtureHosts() []*fixtureHost {
 				nmbdUDP[0], nmbdUDP[1], nmbdUDP[2],
 			},
 			NetBIOS: nodeStatus("DROP445"), Session: positive,
+			// Its SMB server calls itself FILER12: node status and SMB disagree on its name.
 			SMB139: &smb.SMBResult{State: status.SMB2, Evidence: "smb negotiate 139: SMB 3.1.1 over a NetBIOS session to DROP445<20> in 1.10 ms", Port: 139, Called: "DROP445<20>",
+				Identity: &smbwire.NTLMIdentity{TargetName: "OFMLAB", NetBIOSComputer: "FILER12", NetBIOSDomain: "OFMLAB"}, IdentityEvidence: "ntlm: the server says it is FILER12 in OFMLAB",
 				Dialect: "SMB 3.1.1", SigningEnabled: true, RTT: 1100 * time.Microsecond}},
 		{Target: targets.Target{Addr: netip.MustParseAddr("198.18.0.99")}, Status: engine.HostInternal, Started: clock.Add(5 * ms), Error: "panic: injected fault"},
 	}

@@ -339,6 +339,9 @@ func netbiosSummary(h HostRecord) string {
 	if h.Session != nil {
 		s += ", session " + h.Session.State
 	}
+	if id := h.Identity(); h.NameMismatch != "" && id != nil {
+		s += ", SMB name " + id.NetBIOSComputer
+	}
 	return s
 }
 

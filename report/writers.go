@@ -312,8 +312,11 @@ func (r HostRecord) displayName() string {
 	if r.Name != "" {
 		return r.Name
 	}
-	if r.NetBIOS != nil {
+	if r.NetBIOS != nil && r.NetBIOS.ComputerName != "" {
 		return r.NetBIOS.ComputerName
+	}
+	if id := r.Identity(); id != nil {
+		return id.NetBIOSComputer
 	}
 	return ""
 }

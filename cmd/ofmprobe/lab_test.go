@@ -828,3 +828,49 @@ func TestLabRoutedFirewall(t *testing.T) {
 		}
 	}
 }
+
+// TestLabSMBIdentity reads who every Samba lab host says it is, from the NTLM challenge of an anonymous session
+// setup, and compares it with what the host's smb.conf sets (lab.sh): the netbios name, and as the domain the same
+// name, since a standalone Samba server is its own NTLM domain. noshare's nmbd answers node status as NOSHAREOLD
+// while its smbd is NOSHARE: the report names both.
+func TestLabSMBIdentity(t *testing.T) {
+	bin := needLab(t)
+	want := map[string]string{
+		"198.18.0.10": "OFM90", "198.18.0.11": "OFM91", "198.18.0.12": "DROP445", "198.18.0.13": "NOSHARE",
+		"198.18.0.14": "AUTHSHARE", "198.18.0.19": "LOSSY", "198.18.0.21": "NOGUEST",
+	}
+	args := []string{"198.18.0.20"} // SMB1 only: no SMB2 session setup, so no identity
+	for a := range want {
+		args = append(args, a)
+	}
+	doc, _ := scanLabJSON(t, bin, args...)
+	started := doc.Run.Started
+	for _, h := range doc.Hosts {
+		id := h.Identity()
+		if h.Address == "198.18.0.20" {
+			if id != nil {
+				t.Errorf("smb1only: an identity %+v from a server that speaks no SMB2", id)
+			}
+			continue
+		}
+		name := want[h.Address]
+		if id == nil {
+			t.Errorf("%s: no SMB identity (smb %+v, smb139 %+v)", h.Address, h.SMB, h.SMB139)
+			continue
+		}
+		if id.NetBIOSComputer != name || id.NetBIOSDomain != name || id.TargetName != name || id.DNSComputer == "" || id.Version == nil {
+			t.Errorf("%s: identity %+v (version %v), want computer, domain and target %s with a DNS name and a version", h.Address, id, id.Version, name)
+		}
+		if d := id.ServerTime.Sub(started); d < -time.Minute || d > 5*time.Minute {
+			t.Errorf("%s: server time %s, scan started %s", h.Address, id.ServerTime, started)
+		}
+		mismatch := h.NameMismatch
+		if h.Address == "198.18.0.13" {
+			if !strings.HasPrefix(mismatch, "node status calls the host NOSHAREOLD, its SMB server calls itself NOSHARE (NTLM)") {
+				t.Errorf("noshare: name mismatch %q", mismatch)
+			}
+		} else if mismatch != "" {
+			t.Errorf("%s: name mismatch %q where nmbd and smbd agree", h.Address, mismatch)
+		}
+	}
+}

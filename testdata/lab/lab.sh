@@ -64,6 +64,10 @@ declare -A NBNAME=([ofm90]=OFM90 [ofm91]=OFM91 [drop445]=DROP445 [noshare]=NOSHA
 	[lossy]=LOSSY [smb1only]=SMB1ONLY [noguest]=NOGUEST [lossy2]=LOSSY2 [routed]=ROUTED)
 # Hosts that run nmbd, so must answer a NetBIOS node status query.
 NMBD_HOSTS=(ofm90 drop445 noshare authshare lossy smb1only lossy2 routed)
+# Hosts whose nmbd answers node status with another name than their smbd's netbios name (a renamed server whose
+# NetBIOS name service was not restarted, a WINS or LMHOSTS entry left behind): the SMB server's NTLM challenge
+# still gives NBNAME.
+declare -A NMBD_NBNAME=([noshare]=NOSHAREOLD)
 # What must listen in each namespace before the lab counts as up.
 declare -A WANT_TCP=(
 	[ofm90]="53 135 139 445" [ofm91]="445" [drop445]="139 445" [noshare]="139 445"
@@ -635,7 +639,13 @@ start_samba() {
 	fi
 	start_daemon "$name" smbd -D -s "$conf" -l "$h/log"
 	case " ${NMBD_HOSTS[*]} " in
-	*" $name "*) start_daemon "$name" nmbd -D -s "$conf" -l "$h/log" ;;
+	*" $name "*)
+		if [[ -n ${NMBD_NBNAME[$name]:-} ]]; then
+			start_daemon "$name" nmbd -D -s "$conf" -l "$h/log" --option="netbios name=${NMBD_NBNAME[$name]}"
+		else
+			start_daemon "$name" nmbd -D -s "$conf" -l "$h/log"
+		fi
+		;;
 	esac
 }
 
@@ -698,8 +708,8 @@ problems() {
 		# (up to all of them), lossy2 OFMLAB_LOSS2 % of everything: ask their nmbd over their own lo instead.
 		from=scan
 		[[ $name == lossy || $name == lossy2 ]] && from=$name
-		nbstat_ok "$from" "${ADDR[$name]}" "${NBNAME[$name]}" ||
-			printf '%s: no NetBIOS node status answer naming %s\n' "$name" "${NBNAME[$name]}"
+		nbstat_ok "$from" "${ADDR[$name]}" "${NMBD_NBNAME[$name]:-${NBNAME[$name]}}" ||
+			printf '%s: no NetBIOS node status answer naming %s\n' "$name" "${NMBD_NBNAME[$name]:-${NBNAME[$name]}}"
 	done
 	nbstat_ok scan "$BULK_PROBE" "$BULK_PROBE_NAME" ||
 		printf 'bulk: no NetBIOS node status answer naming %s from %s\n' "$BULK_PROBE_NAME" "$BULK_PROBE"

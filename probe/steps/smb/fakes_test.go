@@ -120,13 +120,16 @@ func answerSMB302(c net.Conn) {
 	c.Write(negotiateAnswer(readFrame(c), smbwire.SMB302, smbwire.SigningEnabled|smbwire.SigningRequired))
 }
 
-// smb2Server answers the first connection as an SMB2 server (wildcard, then 3.0.2 with signing required) and the
-// SMB1-only check with second.
+// smb2Server answers the first connection as an SMB2 server (wildcard, then 3.0.2 with signing required, then an
+// NTLM challenge from "FAKE" to the first session setup) and the SMB1-only check with second.
 func smb2Server(second func(c net.Conn)) func(int, net.Conn) {
 	return func(n int, c net.Conn) {
 		if n == 1 {
 			answerWildcard(c)
 			answerSMB302(c)
+			if req := readFrame(c); req != nil {
+				c.Write(smb2Reply(req, 0xC0000016, sessionSetupBody(spnegoNTLMChallenge)))
+			}
 			return
 		}
 		second(c)

@@ -37,6 +37,11 @@ type SMBResult struct {
 	SMB1Accepted *bool `json:"smb1_accepted,omitempty"`
 	// SMB1Evidence says how SMB1Accepted was learned.
 	SMB1Evidence string `json:"smb1_evidence,omitempty"`
+	// Identity is who the server says it is in the NTLMSSP challenge that answers a first session setup on the same
+	// connection, made after an SMB2 negotiate without credentials (no logon is attempted); nil when it gave none,
+	// and IdentityEvidence says why.
+	Identity         *smbwire.NTLMIdentity `json:"identity,omitempty"`
+	IdentityEvidence string                `json:"identity_evidence,omitempty"`
 	// RTT is the time from sending the first negotiate to its answer.
 	RTT time.Duration `json:"-"`
 }
@@ -201,6 +206,7 @@ func negotiateMulti(ctx context.Context, env *engine.Env, r *SMBResult, prefix s
 		return
 	}
 	resp := answer.SMB2
+	next := uint64(1) // the MessageId of the next request on this connection
 	if resp.Dialect == smbwire.SMB2Wildcard {
 		// The server speaks SMB 2.1 or later and expects a fresh SMB2 NEGOTIATE (MS-SMB2 §3.3.5.3.1).
 		var req smbwire.NegotiateRequest
@@ -224,13 +230,38 @@ func negotiateMulti(ctx context.Context, env *engine.Env, r *SMBResult, prefix s
 			r.State, r.Evidence = status.ProtocolError, fmt.Sprintf("%v: %s", err, engine.HexPrefix(frame))
 			return
 		}
+		next = 2
 	}
+	defer identify(env, conn, r, next, nbss)
 	r.State = status.SMB2
 	r.Dialect = resp.Dialect.String()
 	r.SigningEnabled, r.SigningRequired = resp.SecurityMode.Enabled() || resp.SecurityMode.Required(), resp.SecurityMode.Required()
 	r.ServerGUID = resp.ServerGUID.String()
 	r.Capabilities = resp.Capabilities.Names()
 	r.Evidence = fmt.Sprintf("speaks SMB2: %v, first answer in %s", resp, engine.FormatRTT(r.RTT))
+}
+
+// identify sends the first SESSION_SETUP of an NTLM logon on a connection that has negotiated SMB2, and records the
+// server's identity from the NTLMSSP challenge it answers with. It never sends the second leg: no logon is tried.
+// Its failure never changes the negotiate's outcome.
+func identify(env *engine.Env, conn net.Conn, r *SMBResult, messageID uint64, nbss bool) {
+	if r.State != status.SMB2 {
+		return
+	}
+	// A direct-TCP frame is also a NetBIOS session message (type 0x00, the same length field).
+	frame, err := exchange(env, conn, smbwire.AppendSessionSetupNegotiate(nil, messageID), nbss)
+	if err != nil {
+		_, why := exchangeFailure(env, err, "the NTLM session setup")
+		r.IdentityEvidence = "ntlm: " + why
+		return
+	}
+	id, err := smbwire.ParseSessionSetupChallenge(frame)
+	if err != nil {
+		r.IdentityEvidence = fmt.Sprintf("ntlm: no NTLMSSP challenge in the answer to a session setup (%v)", err)
+		return
+	}
+	r.Identity = &id
+	r.IdentityEvidence = "ntlm: the server says it is " + id.String()
 }
 
 // checkNegotiateAnswer checks that an SMB2 NEGOTIATE answer fits the request: same MessageId, an offered dialect.

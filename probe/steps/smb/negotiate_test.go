@@ -131,14 +131,17 @@ func TestSMBNegotiateFacts(t *testing.T) {
 	no := false
 	want := smb.SMBResult{State: status.SMB2, Port: int(f.Port()), Dialect: "SMB 3.0.2", SigningEnabled: true, SigningRequired: true,
 		ServerGUID: "504d464f-4f52-4542-2d54-455354535256", Capabilities: []string{"DFS", "leasing", "large MTU"}, SMB1Accepted: &no,
-		SMB1Evidence: "smb1 check: SMB1 disabled: the server answered that no offered dialect is common (dialect index 0xFFFF)"}
+		SMB1Evidence:     "smb1 check: SMB1 disabled: the server answered that no offered dialect is common (dialect index 0xFFFF)",
+		Identity:         &smbwire.NTLMIdentity{TargetName: "FAKE"},
+		IdentityEvidence: "ntlm: the server says it is FAKE"}
 	if !reflect.DeepEqual(r, want) {
 		t.Errorf("got  %+v\nwant %+v", r, want)
 	}
 	js, _ := json.Marshal(r)
 	wantJSON := fmt.Sprintf(`{"state":"smb2","evidence":"","port":%d,"dialect":"SMB 3.0.2","signing_enabled":true,"signing_required":true,`+
 		`"server_guid":"504d464f-4f52-4542-2d54-455354535256","capabilities":["DFS","leasing","large MTU"],"smb1_accepted":false,`+
-		`"smb1_evidence":"smb1 check: SMB1 disabled: the server answered that no offered dialect is common (dialect index 0xFFFF)"}`, f.Port())
+		`"smb1_evidence":"smb1 check: SMB1 disabled: the server answered that no offered dialect is common (dialect index 0xFFFF)",`+
+		`"identity":{"target_name":"FAKE"},"identity_evidence":"ntlm: the server says it is FAKE"}`, f.Port())
 	if string(js) != wantJSON {
 		t.Errorf("JSON\n%s\nwant\n%s", js, wantJSON)
 	}
