@@ -320,6 +320,12 @@ func (c *Connector) settle(k uint64, events uint32, now int64, buf []byte) (fini
 		if events&unix.EPOLLOUT == 0 {
 			if _, err := unix.Getpeername(int(fd)); err != nil {
 				r.Outcome, r.Err = Failed, os.NewSyscallError("getpeername", err)
+				// An error-queue entry (IP_RECVERR) raises EPOLLERR while the connect is still in progress and
+				// SO_ERROR is 0: a failed ARP for a host that is not there, or an ICMP error for one SYN. The entry
+				// says what went wrong, as the connect itself would once its retries ran out.
+				if e := readICMP(int(fd), buf); e.Errno != 0 {
+					r.Outcome, r.Err, r.ICMP = classify(e.Errno), os.NewSyscallError("connect", e.Errno), e
+				}
 			}
 		}
 	case syscall.Errno(soerr) == unix.ECONNRESET || syscall.Errno(soerr) == unix.EPIPE:
