@@ -28,6 +28,10 @@ type Cause struct {
 	AddressesTruncated bool     `json:"addresses_truncated,omitempty"`
 	// Fix is the first requirement's fix.
 	Fix string `json:"fix"`
+	// Action is what to do on the hosts as observed from the run's vantage point: the port, who could not reach it,
+	// the Windows services on it and a command to paste, where those follow from the cause (catalog.Action); empty
+	// when only the fix applies.
+	Action string `json:"action,omitempty"`
 }
 
 // ProfileRequirement names a requirement within its profile.

@@ -123,7 +123,7 @@ func writeJUnit(w io.Writer, doc streamDocument) error {
 			for _, i := range suitesOf[g.Profile] {
 				s := &top.Suites[i]
 				for _, r := range g.Results {
-					c := junitTestCase(h, g, r)
+					c := junitTestCase(h, g, r, run)
 					s.Tests++
 					switch {
 					case c.Failure != nil:
@@ -180,10 +180,10 @@ func (c junitCases) MarshalXML(e *xml.Encoder, _ xml.StartElement) error {
 }
 
 // junitTestCase is one host's result for one requirement.
-func junitTestCase(h HostRecord, g catalog.Grading, r catalog.Result) junitCase {
+func junitTestCase(h HostRecord, g catalog.Grading, r catalog.Result, run Run) junitCase {
 	c := junitCase{Name: h.Address + " " + r.Requirement, Classname: g.Profile}
 	if h.Status == "internal" {
-		c.Error = &junitProblem{Message: "internal error: " + h.Error, Type: "internal", Text: resultText(h, r)}
+		c.Error = &junitProblem{Message: "internal error: " + h.Error, Type: "internal", Text: resultText(h, r, run)}
 		return c
 	}
 	switch r.Outcome {
@@ -192,21 +192,21 @@ func junitTestCase(h HostRecord, g catalog.Grading, r catalog.Result) junitCase 
 		if len(r.Evidence) > 0 {
 			msg = r.Evidence[0]
 		}
-		c.Failure = &junitProblem{Message: msg, Type: string(r.Severity), Text: resultText(h, r)}
+		c.Failure = &junitProblem{Message: msg, Type: string(r.Severity), Text: resultText(h, r, run)}
 	case catalog.Skipped:
 		if r.Severity == catalog.Required && !r.NotRequested {
-			c.Failure = &junitProblem{Message: "not verified: " + r.Reason, Type: "incomplete", Text: resultText(h, r)}
+			c.Failure = &junitProblem{Message: "not verified: " + r.Reason, Type: "incomplete", Text: resultText(h, r, run)}
 			break
 		}
 		c.Skipped = &junitSkipped{Message: r.Reason}
 	default:
-		c.SystemOut = &junitText{resultText(h, r)}
+		c.SystemOut = &junitText{resultText(h, r, run)}
 	}
 	return c
 }
 
 // resultText explains a result in a few lines: what was required, what was seen, why it matters, how to fix it.
-func resultText(h HostRecord, r catalog.Result) string {
+func resultText(h HostRecord, r catalog.Result, run Run) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s %s (%s): %s\n", h.Address, r.Requirement, r.Outcome, r.Severity, r.Title)
 	if name := h.displayName(); name != "" {
@@ -230,6 +230,9 @@ func resultText(h HostRecord, r catalog.Result) string {
 	fmt.Fprintf(&b, "why: %s\n", r.Why)
 	if r.Fix != "" {
 		fmt.Fprintf(&b, "fix: %s\n", r.Fix)
+		if a := catalog.Action(r.Cause, run.Vantage, run.PortTable); a != "" {
+			fmt.Fprintf(&b, "action: %s\n", a)
+		}
 	}
 	return b.String()
 }

@@ -42,6 +42,9 @@ type Run struct {
 	// Catalog is the text of every requirement of the profiles, written once: the hosts' results carry only the
 	// requirement's ID, outcome and evidence.
 	Catalog []CatalogProfile `json:"catalog"`
+	// PortTable is the catalog's table of the ports OFM and Windows use, with the Windows services on each: the
+	// causes' actions name them.
+	PortTable []catalog.Port `json:"port_table"`
 }
 
 // RunOptions are the scan settings a report records.

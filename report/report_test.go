@@ -158,7 +158,8 @@ func fixtureRun() Run {
 		Profiles: []string{"ofm-9.0", "ofm-9.1"},
 		Options: RunOptions{Ports: []int{53, 135, 139, 445}, UDPPorts: []int{67, 138, 445}, TimeoutMS: 1500, Retries: 1,
 			UDPTimeoutMS: 750, UDPRetries: 3, Concurrency: 1024, PerHost: 4},
-		Catalog: CatalogOf(catalog.Builtin().Profiles),
+		Catalog:   CatalogOf(catalog.Builtin().Profiles),
+		PortTable: catalog.Builtin().Ports,
 	}
 }
 

@@ -216,14 +216,15 @@ func lastPart(first, last string) string {
 
 // maxTableCauses is how many causes the table lists without --all; the JSON formats and ofmprobe report carry them
 // all.
-const maxTableCauses = 5
+const maxTableCauses = 3
 
 // maxCauseHosts is how many addresses a cause's line names without --all.
 const maxCauseHosts = 3
 
 // writeCauses lists the root causes after the summary line, the most hosts first: each on a line with what it broke
-// and the hosts it covers, and its fix on the next. Without --all it shows the first maxTableCauses, each line cut to
-// the terminal's width; with it, every cause, its fix and addresses in full.
+// and the hosts it covers, then what to do (the action for the hosts as observed, else the requirement's fix),
+// wrapped. Without --all it shows the first maxTableCauses, each first line cut to the terminal's width; with it,
+// every cause and its addresses in full.
 func writeCauses(w *bufio.Writer, run Run, causes []Cause, opts Options, paint func(style, text string) string) {
 	if len(causes) == 0 {
 		return
@@ -261,13 +262,16 @@ func writeCauses(w *bufio.Writer, run Run, causes []Cause, opts Options, paint f
 		}
 		line := fmt.Sprintf("%d %s, %s: %s: breaks %s: %s", c.Hosts, pluralWord(c.Hosts, "host"), outcome, c.Cause, strings.Join(reqs, ", "), hosts)
 		fix := c.Fix
+		if c.Action != "" {
+			fix = c.Action
+		}
 		if fix == "" {
 			fix = "the check could not run: see the hosts' reasons"
 		}
 		if !opts.All {
-			fmt.Fprintf(w, "%s\n    fix: %s\n", paint(style, truncate(line, width)), truncate(fix, width-9))
-			continue
+			line = truncate(line, width)
 		}
+		// The fix is wrapped, never cut: it may end in a command to paste.
 		fmt.Fprintf(w, "%s\n", paint(style, line))
 		for j, l := range Wrap(fix, width-9) {
 			lead := "         "

@@ -159,7 +159,7 @@ func (d *documentWriter) End(run Run, sum Summary) error {
 	s := d.spool
 	d.spool, d.err = nil, errEnded
 	s.sort()
-	doc := streamDocument{Schema: SchemaVersion, Run: run.normalized(), Summary: sum.normalized(), Count: s.len(),
+	doc := streamDocument{Schema: SchemaVersion, Run: run.normalized(), Summary: sum.normalized().withActions(run), Count: s.len(),
 		Hosts: s.hosts(textsOf(run.Catalog)), records: s.records()}
 	err := d.write(d.w, doc)
 	if rerr := s.readErr(); rerr != nil {
@@ -223,6 +223,7 @@ func (r Run) normalized() Run {
 	r.Options.Ports = nonNil(r.Options.Ports)
 	r.Options.UDPPorts = nonNil(r.Options.UDPPorts)
 	r.Catalog = nonNil(r.Catalog)
+	r.PortTable = nonNil(r.PortTable)
 	return r
 }
 
@@ -235,6 +236,18 @@ func (s Summary) normalized() Summary {
 		s.Causes = s.causes.list()
 	}
 	s.Causes = nonNil(s.Causes)
+	return s
+}
+
+// withActions gives each cause what to do on its hosts as observed from the run's vantage point (catalog.Action),
+// from the run's port table.
+func (s Summary) withActions(run Run) Summary {
+	causes := make([]Cause, len(s.Causes))
+	for i, c := range s.Causes {
+		c.Action = catalog.Action(c.Cause, run.Vantage, run.PortTable)
+		causes[i] = c
+	}
+	s.Causes = causes
 	return s
 }
 
@@ -294,7 +307,7 @@ func (n *ndjsonWriter) Begin(run Run) error {
 func (n *ndjsonWriter) Host(r HostRecord) error { return n.line(ndjsonLine{Type: lineHost, Host: &r}) }
 
 func (n *ndjsonWriter) End(run Run, sum Summary) error {
-	run, sum = run.normalized(), sum.normalized()
+	run, sum = run.normalized(), sum.normalized().withActions(run)
 	return n.line(ndjsonLine{Type: lineSummary, Run: &run, Summary: &sum})
 }
 

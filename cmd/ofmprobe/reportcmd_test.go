@@ -26,7 +26,7 @@ func TestReportCommand(t *testing.T) {
 	if code != exitFail || stderr != "" {
 		t.Errorf("report: exit %d, stderr %q, want 1 and nothing", code, stderr)
 	}
-	want := fmt.Sprintf("2 hosts, fail: tcp %d closed: breaks loop port-open: 127.0.0.1 127.0.0.2\n    fix: open it\n", port)
+	want := fmt.Sprintf("2 hosts, fail: tcp %d closed: breaks loop port-open: 127.0.0.1 127.0.0.2\n    fix: Nothing listens on TCP %d at the host (Windows services on it: none).\n", port, port)
 	if !strings.Contains(out, want) {
 		t.Errorf("report table lacks the cause %q:\n%s", want, out)
 	}
@@ -39,13 +39,15 @@ func TestReportCommand(t *testing.T) {
 				Hosts     int      `json:"hosts"`
 				Addresses []string `json:"addresses"`
 				Fix       string   `json:"fix"`
+				Action    string   `json:"action"`
 			} `json:"causes"`
 		} `json:"summary"`
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil || code != exitFail {
 		t.Fatalf("report json: exit %d, %v", code, err)
 	}
-	if c := doc.Summary.Causes; len(c) != 1 || c[0].Hosts != 2 || c[0].Cause != fmt.Sprintf("tcp %d closed", port) || c[0].Fix != "open it" {
+	if c := doc.Summary.Causes; len(c) != 1 || c[0].Hosts != 2 || c[0].Cause != fmt.Sprintf("tcp %d closed", port) || c[0].Fix != "open it" ||
+		c[0].Action != fmt.Sprintf("Nothing listens on TCP %d at the host (Windows services on it: none).", port) {
 		t.Errorf("causes %+v", c)
 	}
 	// A stream cut before its summary line still gives its causes, counted from its hosts.

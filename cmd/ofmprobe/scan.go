@@ -314,7 +314,8 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 			Concurrency: budget, PerHost: opts.perHost, OFMPort: opts.ofmPort, Rate: opts.rate, Shard: opts.shard, Seed: opts.seed,
 			Steps: splitList(opts.steps), HostsInFlight: opts.hostsInFlight,
 		},
-		Catalog: report.CatalogOf(profiles),
+		Catalog:   report.CatalogOf(profiles),
+		PortTable: cat.Ports,
 	}
 	if err := w.Begin(run); err != nil {
 		finish(false)
