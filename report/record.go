@@ -13,6 +13,7 @@ import (
 
 	"github.com/ofmprobe/ofmprobe/catalog"
 	"github.com/ofmprobe/ofmprobe/probe/engine"
+	"github.com/ofmprobe/ofmprobe/probe/netstat"
 	smbwire "github.com/ofmprobe/ofmprobe/probe/smb"
 	"github.com/ofmprobe/ofmprobe/probe/steps"
 	"github.com/ofmprobe/ofmprobe/probe/steps/nbt"
@@ -94,8 +95,16 @@ type HostRecord struct {
 	EPM *EPMRecord `json:"epm,omitempty"`
 	// NameMismatch, when set, says that the NetBIOS node status and the SMB server (its NTLM challenge) give the
 	// host different computer names, and which one a session on 139 needs.
-	NameMismatch string            `json:"name_mismatch,omitempty"`
-	Profiles     []catalog.Grading `json:"profiles"`
+	NameMismatch string `json:"name_mismatch,omitempty"`
+	// Netstat explains each probed port with the host's own netstat output, when --netstat gave one for it.
+	Netstat  []netstat.Verdict `json:"netstat,omitempty"`
+	Profiles []catalog.Grading `json:"profiles"`
+}
+
+// addr is the host's address, or the zero Addr when it does not parse.
+func (r HostRecord) addr() netip.Addr {
+	a, _ := netip.ParseAddr(r.Address)
+	return a
 }
 
 // SMBRecord is an SMB negotiate in a report: the probe's facts and the round-trip time of the first negotiate.

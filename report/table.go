@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"iter"
 	"net/netip"
 	"strings"
 	"unicode/utf8"
@@ -146,7 +147,42 @@ func (t *tableWriter) write(w io.Writer, doc streamDocument) error {
 	bw.WriteString(summaryLine(run, sum, t.paint))
 	bw.WriteByte('\n')
 	writeCauses(bw, run, sum.Causes, t.opts, t.paint)
+	if err := writeNetstats(bw, doc.Hosts, t.opts, t.paint); err != nil {
+		return err
+	}
 	return bw.Flush()
+}
+
+// writeNetstats explains, for the hosts that --netstat gave a netstat output for, each port whose two ends need a
+// look (every port with --all): listening on the host but filtered from here, not listening, loopback only.
+func writeNetstats(w *bufio.Writer, hosts iter.Seq[HostRecord], opts Options, paint func(style, text string) string) error {
+	width := opts.Width
+	if width <= 0 {
+		width = 160
+	}
+	header := false
+	for h := range hosts {
+		for _, v := range h.Netstat {
+			if !opts.All && v.Agrees && v.Probe == "open" {
+				continue // fine from both ends
+			}
+			if !header {
+				fmt.Fprintf(w, "%s:\n", paint(styleBold, "The hosts' own view (netstat -an on the host)"))
+				header = true
+			}
+			style := ""
+			if !v.Agrees {
+				style = styleRed
+			}
+			for j, l := range Wrap(h.Address+" "+v.Explanation, width-4) {
+				if j > 0 {
+					l = "    " + l
+				}
+				fmt.Fprintf(w, "%s\n", paint(style, l))
+			}
+		}
+	}
+	return nil
 }
 
 // reasonsIndent starts the reasons of a row when they go on a line of their own.

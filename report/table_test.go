@@ -145,8 +145,13 @@ func TestTableFoldsSilentAddresses(t *testing.T) {
 		!strings.Contains(causes[1], "-RemoteAddress 198.18.0.2 -Action Allow") {
 		t.Errorf("first cause:\n%s", causes[1])
 	}
-	// Three causes, then a count of the rest.
-	if lines := strings.Split(strings.TrimSpace(causes[1]), "\n"); !strings.HasPrefix(lines[len(lines)-1], "and 10 more causes (--all lists them") || strings.Count(causes[1], "\n    fix: ") != 3 {
+	// Three causes, then a count of the rest; then the netstat of 198.18.0.12 explains its ports.
+	block, netstatView, _ := strings.Cut(causes[1], "The hosts' own view (netstat -an on the host):\n")
+	if !strings.HasPrefix(netstatView, "198.18.0.12 tcp 53: not listening on the host (closed from 198.18.0.2): start the service that owns it (DNS Server (DNS))") ||
+		!strings.Contains(netstatView, "198.18.0.12 tcp 445: listening on the host (0.0.0.0:445, [::]:445) but filtered from 198.18.0.2: a firewall between") {
+		t.Errorf("netstat block:\n%s", netstatView)
+	}
+	if lines := strings.Split(strings.TrimSpace(block), "\n"); !strings.HasPrefix(lines[len(lines)-1], "and 10 more causes (--all lists them") || strings.Count(block, "\n    fix: ") != 3 {
 		t.Errorf("causes block:\n%s", causes[1])
 	}
 	// With --all: every cause; one that could not be checked says why, and the requirements of one cause are one line.

@@ -874,3 +874,41 @@ func TestLabSMBIdentity(t *testing.T) {
 		}
 	}
 }
+
+// TestLabNetstat explains lab hosts' ports with netstat -an outputs written for them (testdata/lab/netstat): drop445
+// listens on 445, which the lab's firewall drops, so 445 is "listening on the host but filtered from here"; the
+// empty host's netstat (German, code page 850) has SMB bound to loopback only.
+func TestLabNetstat(t *testing.T) {
+	bin := needLab(t)
+	doc, code := scanLabJSON(t, bin, "198.18.0.12", "198.18.0.15",
+		"--netstat", "198.18.0.12=../../testdata/lab/netstat/drop445.txt", "--netstat", "198.18.0.15=../../testdata/lab/netstat/empty-de.txt")
+	if code != exitFail || len(doc.Hosts) != 2 {
+		t.Fatalf("exit %d, %d hosts", code, len(doc.Hosts))
+	}
+	want := map[string]map[string]string{
+		"198.18.0.12": {
+			"tcp 445": "tcp 445: listening on the host (0.0.0.0:445, [::]:445) but filtered from 198.18.0.2: a firewall between drops it",
+			"tcp 139": "tcp 139: listening on the host and open from 198.18.0.2: fine",
+			"tcp 135": "tcp 135: not listening on the host (closed from 198.18.0.2): start the service that owns it",
+			"udp 137": "udp 137: listening on the host and open from 198.18.0.2: fine",
+		},
+		"198.18.0.15": {
+			"tcp 445": "tcp 445: the host listens on loopback only (127.0.0.1:445), so nothing from the network reaches it (closed from 198.18.0.2)",
+			"tcp 139": "tcp 139: not listening on the host (closed from 198.18.0.2)",
+		},
+	}
+	for _, h := range doc.Hosts {
+		got := map[string]string{}
+		for _, v := range h.Netstat {
+			got[fmt.Sprintf("%s %d", v.Protocol, v.Port)] = v.Explanation
+		}
+		if len(h.Netstat) != len(h.Ports)+1 {
+			t.Errorf("%s: %d netstat verdicts, want one per probed port and node status (%d)", h.Address, len(h.Netstat), len(h.Ports)+1)
+		}
+		for port, w := range want[h.Address] {
+			if !strings.HasPrefix(got[port], w) {
+				t.Errorf("%s %s: %q\nwant %q...", h.Address, port, got[port], w)
+			}
+		}
+	}
+}

@@ -75,6 +75,10 @@ func TestBadInputIsOneLineAndExit2(t *testing.T) {
 		{[]string{"catalog", "--format", "yaml"}, `ofmprobe: unknown catalog format "yaml" (want table or json)`},
 		{[]string{"catalog", "--colour"}, "ofmprobe: flag provided but not defined: -colour"},
 		{[]string{"diff", "--formt", "json", "a", "b"}, "ofmprobe: flag provided but not defined: -formt"},
+		{[]string{"scan", "--netstat", "198.18.0.12", "127.0.0.1"}, `ofmprobe: --netstat "198.18.0.12": want ADDRESS=FILE, such as 198.18.0.12=netstat-fs01.txt`},
+		{[]string{"scan", "--netstat", "fs01=x.txt", "127.0.0.1"}, `ofmprobe: --netstat "fs01=x.txt": "fs01" is not an IP address`},
+		{[]string{"scan", "--netstat", "127.0.0.1=" + filepath.Join(dir, "missing.txt"), "127.0.0.1"}, fmt.Sprintf("ofmprobe: --netstat %s: no such file or directory", filepath.Join(dir, "missing.txt"))},
+		{[]string{"scan", "--netstat", "127.0.0.1=" + targets, "127.0.0.1"}, fmt.Sprintf("ofmprobe: --netstat %s: not the output of netstat -an: no TCP or UDP socket line", targets)},
 		{[]string{"frobnicate"}, `ofmprobe: unknown command "frobnicate" (want scan, report, diff, catalog, version; ofmprobe --help lists them)`},
 		{[]string{"--no-such-flag"}, "ofmprobe: flag provided but not defined: -no-such-flag"},
 	}

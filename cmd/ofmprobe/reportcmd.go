@@ -25,20 +25,25 @@ func reportCommand() *cli.Command {
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "`FORMAT`: " + strings.Join(report.FormatNames(), ", ")},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE` instead of stdout"},
 			&cli.BoolFlag{Name: "all", Usage: "table: list every host and every cause"},
+			&cli.StringSliceFlag{Name: "netstat", Usage: netstatUsage},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usageErrorf("report needs one report FILE (got %d arguments)", c.NArg())
 			}
-			return runReport(c.Args().First(), c.String("format"), c.String("output"), c.Bool("all"), c.App.Reader, c.App.Writer)
+			return runReport(c.Args().First(), c.String("format"), c.String("output"), c.Bool("all"), c.StringSlice("netstat"), c.App.Reader, c.App.Writer)
 		},
 	}
 }
 
 // runReport reads a report and writes it again in format, its summary and causes counted from its hosts.
-func runReport(path, format, output string, all bool, stdin io.Reader, stdout io.Writer) error {
+func runReport(path, format, output string, all bool, netstatFiles []string, stdin io.Reader, stdout io.Writer) error {
 	if !slices.Contains(report.FormatNames(), format) {
 		return usageErrorf("unknown format %q (want %s)", format, strings.Join(report.FormatNames(), ", "))
+	}
+	netstats, err := readNetstats(netstatFiles)
+	if err != nil {
+		return err
 	}
 	doc, err := readReport(path, stdin)
 	if err != nil {
@@ -61,6 +66,9 @@ func runReport(path, format, output string, all bool, stdin io.Reader, stdout io
 	for _, h := range doc.Hosts {
 		if werr != nil {
 			break
+		}
+		if t, ok := netstatFor(netstats, h.Address); ok {
+			h.ExplainNetstat(t, doc.Run.Vantage, doc.Run.PortTable)
 		}
 		sum.Add(h)
 		werr = w.Host(h)

@@ -62,7 +62,9 @@ type scanOptions struct {
 	debug        bool
 	stdoutIsTerm bool
 	// all lists every host and cause in the table.
-	all          bool
+	all bool
+	// netstat holds the --netstat ADDRESS=FILE values.
+	netstat      []string
 	baseline     string
 	user         string
 	domain       string
@@ -116,6 +118,7 @@ func scanCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Usage: "`N` that keys the --shard split and the scattered scan order; every machine of one split must use the same"},
 			&cli.StringFlag{Name: "resume", Usage: "append to the NDJSON report `FILE`, skipping the hosts it already holds"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress line on stderr"},
+			&cli.StringSliceFlag{Name: "netstat", Usage: netstatUsage},
 			&cli.BoolFlag{Name: "all", Usage: "table: list every host and every cause (by default addresses where nothing answered fold into one line, and the first 10 causes are shown)"},
 			&cli.StringFlag{Name: "user", Usage: "log on to OFMLOG$ as `USER` (default: a guest login, reported as such)"},
 			&cli.StringFlag{Name: "domain", Usage: "the user's `DOMAIN` or workgroup"},
@@ -159,6 +162,7 @@ func scanCommand() *cli.Command {
 				resume:          c.String("resume"),
 				quiet:           c.Bool("quiet"),
 				all:             c.Bool("all"),
+				netstat:         c.StringSlice("netstat"),
 				stderrIsTerm:    isTerminal(c.App.ErrWriter),
 				steps:           c.StringSlice("steps"),
 				hostsInFlight:   c.Int("hosts-in-flight"),
@@ -260,6 +264,10 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if err != nil {
 		return err
 	}
+	netstats, err := readNetstats(opts.netstat)
+	if err != nil {
+		return err
+	}
 
 	if opts.concurrency < 0 {
 		return usageErrorf("--concurrency %d must be at least 1 (or 0 for the default)", opts.concurrency)
@@ -351,6 +359,9 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 			gradings[i] = catalog.Grade(p, h)
 		}
 		rec := report.NewHostRecord(h, steps.FactsOf(h, stepCfg), gradings)
+		if t, ok := netstatFor(netstats, rec.Address); ok {
+			rec.ExplainNetstat(t, run.Vantage, run.PortTable)
+		}
 		sum.Add(rec)
 		bar.host(rec)
 		if opts.baseline != "" {
