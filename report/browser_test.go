@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ofmprobe/ofmprobe/report/reporttest"
 )
@@ -79,4 +80,51 @@ func TestHTMLInBrowser(t *testing.T) {
 	if bytes.Contains([]byte(dom), []byte("<img")) {
 		t.Error("an img element appeared in the DOM")
 	}
+}
+
+// TestHTMLGroupsLargeReports: a report of more hosts than htmlHostLimit groups them (hosts with the same status,
+// grades and causes share a row), stays small, and opens in headless Chromium at once; --all writes each host.
+func TestHTMLGroupsLargeReports(t *testing.T) {
+	const n = htmlHostLimit + 500
+	host := syntheticHosts(false)
+	render := func(opts Options) []byte {
+		var buf bytes.Buffer
+		w, _ := NewWithOptions("html", &buf, opts)
+		run := fixtureRun()
+		var sum Summary
+		w.Begin(run)
+		for i := range n {
+			r := host(i)
+			sum.Add(r)
+			if err := w.Host(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.End(run, sum); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	grouped := render(Options{})
+	page := parseHTML(t, grouped)
+	if !bytes.Contains(grouped, []byte(`id="groups"`)) || bytes.Contains(grouped, []byte(`id="host-table"`)) || page.hosts != nil {
+		t.Fatalf("a report of %d hosts is not grouped", n)
+	}
+	// The six fixture hosts repeat: six kinds of host, each a row that counts its hosts.
+	if rows := bytes.Count(grouped, []byte(`<tr class="group">`)); rows != 6 || !bytes.Contains(grouped, []byte(`<td class="num">417</td>`)) {
+		t.Errorf("%d group rows", rows)
+	}
+	all := render(Options{All: true})
+	if len(grouped) > 64<<10 || len(all) < 50*len(grouped) || !bytes.Contains(all, []byte(`id="host-table"`)) {
+		t.Errorf("grouped %d bytes, --all %d bytes", len(grouped), len(all))
+	}
+	reporttest.Chromium(t)
+	path := filepath.Join(t.TempDir(), "grouped.html")
+	os.WriteFile(path, grouped, 0o644)
+	start := time.Now()
+	dom := reporttest.DumpDOM(t, path, "")
+	if !strings.Contains(dom, `id="groups"`) || !strings.Contains(dom, "Causes, most hosts first") {
+		t.Errorf("the grouped page did not render")
+	}
+	t.Logf("headless Chromium loaded the grouped report of %d hosts (%d bytes) in %s", n, len(grouped), time.Since(start))
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"iter"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,6 +71,10 @@ type htmlPage struct {
 	HostCount int
 	// Columns is the number of columns of the hosts table.
 	Columns int
+	// Grouped says the report has more than HostLimit hosts and lists Groups instead of each host.
+	Grouped   bool
+	HostLimit int
+	Groups    []htmlGroup
 	// ChartWidth and ChartHeight are the SVG chart's size: a bar per profile and the legend.
 	ChartWidth, ChartHeight int
 	// BarX and BarWidth place the bars' track; LabelX is where the profile names end.
@@ -77,6 +82,70 @@ type htmlPage struct {
 }
 
 type htmlOption struct{ Name, Value string }
+
+// htmlHostLimit is the most hosts the HTML report shows one by one, each with its details; a larger report groups
+// the hosts that share their grades and causes into one row (--all lists them one by one anyway). A /16 written host
+// by host is over a gigabyte, which no browser opens.
+const htmlHostLimit = 2000
+
+// maxHTMLGroups bounds the groups; hosts past it share one last row.
+const maxHTMLGroups = 1000
+
+// htmlGroup is one row of a grouped report: the hosts with the same grades and causes.
+type htmlGroup struct {
+	Count     int
+	Grades    []catalog.HostGrade
+	Status    string
+	Causes    []string
+	Addresses string
+	ranges    addressRanges
+}
+
+// groupHosts groups the hosts, in report order, by status, grades and causes, the most hosts first.
+func groupHosts(hosts iter.Seq[HostRecord], profiles []string) []htmlGroup {
+	var groups []*htmlGroup
+	at := map[string]*htmlGroup{}
+	for h := range hosts {
+		grades := make([]catalog.HostGrade, len(profiles))
+		for i, p := range profiles {
+			grades[i] = h.Grade(p)
+		}
+		var causes []string
+		for _, g := range h.Profiles {
+			for _, r := range g.Results {
+				if r.Cause != "" && !slices.Contains(causes, r.Cause) {
+					causes = append(causes, r.Cause)
+				}
+			}
+		}
+		slices.Sort(causes)
+		key := fmt.Sprint(h.Status, grades, causes)
+		g := at[key]
+		if g == nil {
+			if len(groups) == maxHTMLGroups {
+				key = "other"
+				if g = at[key]; g == nil {
+					g = &htmlGroup{Status: "various", Causes: []string{"(more kinds of host than one page lists: see the JSON report)"}}
+					groups = append(groups, g)
+					at[key] = g
+				}
+			} else {
+				g = &htmlGroup{Grades: grades, Status: h.Status, Causes: causes}
+				groups = append(groups, g)
+				at[key] = g
+			}
+		}
+		g.Count++
+		g.ranges.add(h.Address)
+	}
+	out := make([]htmlGroup, len(groups))
+	for i, g := range groups {
+		g.Addresses = g.ranges.list(maxFoldedRanges * 4)
+		out[i] = *g
+	}
+	slices.SortStableFunc(out, func(a, b htmlGroup) int { return b.Count - a.Count })
+	return out
+}
 
 // htmlChart is one profile's bar: its hosts per grade, as segments of the bar.
 type htmlChart struct {
@@ -130,7 +199,7 @@ const (
 	chartRow        = 34
 )
 
-func writeHTML(w io.Writer, doc streamDocument) error {
+func writeHTML(w io.Writer, doc streamDocument, opts Options) error {
 	doc, err := printableStream(doc)
 	if err != nil {
 		return err
@@ -179,6 +248,11 @@ func writeHTML(w io.Writer, doc streamDocument) error {
 	page.ChartWidth = chartLabelWidth + chartBarWidth + 10
 	page.BarX, page.BarWidth, page.LabelX = chartLabelWidth, chartBarWidth, chartLabelWidth-8
 	page.Columns = 6 + len(run.Profiles)
+	if doc.Count > htmlHostLimit && !opts.All {
+		// A host per row (and its details) is more than a browser opens quickly: group them.
+		page.Grouped, page.HostLimit = true, htmlHostLimit
+		page.Groups = groupHosts(doc.Hosts, run.Profiles)
+	}
 	page.Hosts = func(yield func(htmlHost) bool) {
 		for h := range doc.Hosts {
 			if !yield(newHTMLHost(h, run.Profiles)) {

@@ -213,12 +213,12 @@ func (a *addressRanges) add(s string) {
 // maxFoldedRanges is how many ranges of silent addresses the folded line names before it counts the rest.
 const maxFoldedRanges = 6
 
-// line is the folded line: "243 addresses did not answer (unreachable): 198.18.0.1-9, 198.18.0.24-255; --all lists them".
-func (a *addressRanges) line(width int) string {
+// list names the ranges, at most max of them, then how many more there are: "198.18.0.1-9, 198.18.0.24-255".
+func (a *addressRanges) list(max int) string {
 	var parts []string
 	for i, r := range a.ranges {
-		if i == maxFoldedRanges {
-			parts = append(parts, fmt.Sprintf("and %d more ranges", len(a.ranges)-maxFoldedRanges))
+		if i == max {
+			parts = append(parts, fmt.Sprintf("and %d more ranges", len(a.ranges)-max))
 			break
 		}
 		if r[0] == r[1] {
@@ -227,11 +227,16 @@ func (a *addressRanges) line(width int) string {
 			parts = append(parts, r[0]+"-"+lastPart(r[0], r[1]))
 		}
 	}
+	return strings.Join(parts, ", ")
+}
+
+// line is the folded line: "243 addresses did not answer (unreachable): 198.18.0.1-9, 198.18.0.24-255; --all lists them".
+func (a *addressRanges) line(width int) string {
 	noun := "addresses"
 	if a.n == 1 {
 		noun = "address"
 	}
-	s := fmt.Sprintf("%d %s did not answer (unreachable, folded; --all lists them): %s", a.n, noun, strings.Join(parts, ", "))
+	s := fmt.Sprintf("%d %s did not answer (unreachable, folded; --all lists them): %s", a.n, noun, a.list(maxFoldedRanges))
 	if width > 0 {
 		s = truncate(s, width)
 	}

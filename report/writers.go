@@ -70,7 +70,7 @@ func NewWithOptions(format string, w io.Writer, opts Options) (Writer, error) {
 	case "junit":
 		return &documentWriter{w: w, write: writeJUnit}, nil
 	case "html":
-		return &documentWriter{w: w, write: writeHTML}, nil
+		return &documentWriter{w: w, write: func(w io.Writer, doc streamDocument) error { return writeHTML(w, doc, opts) }}, nil
 	case "prom":
 		return &documentWriter{w: w, write: writeProm}, nil
 	}

@@ -5,6 +5,9 @@
 (function () {
   "use strict";
   var table = document.getElementById("host-table");
+  if (!table) {
+    return; // a grouped report: no host rows to sort or filter
+  }
   var query = document.getElementById("q");
   var grade = document.getElementById("grade");
   var shown = document.getElementById("shown");
