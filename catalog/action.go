@@ -59,6 +59,12 @@ func partAction(part, from, remote string, ports []Port) string {
 	services := windowsServices(ports, port, proto)
 	label := fmt.Sprintf("%s %d", strings.ToUpper(proto), port)
 	switch {
+	case strings.HasPrefix(state, "rejected"):
+		at := "A firewall"
+		if by := strings.TrimPrefix(state, "rejected by "); by != state {
+			at = "The firewall at " + by
+		}
+		return fmt.Sprintf("%s rejects %s from %s (it answers with ICMP prohibited): allow %s from %s in its rules.", at, label, from, label, from)
 	case kind == "smb1" && state == "accepted":
 		return "Turn SMB1 off on the host: Set-SmbServerConfiguration -EnableSMB1Protocol $false -Force (Windows 8 and Server 2012 or later)."
 	case kind == "nbstat" && state == "answered", kind == "tcp" && port == 139 && state == "open":

@@ -21,6 +21,8 @@ func TestAction(t *testing.T) {
 		{"tcp 139 open; nbstat 137 answered", []string{"TcpipNetbiosOptions=2"}},
 		{"smb1 445 accepted", []string{"Set-SmbServerConfiguration -EnableSMB1Protocol $false -Force"}},
 		{"tcp 445 unreachable", []string{"198.18.0.2 could not reach the host on TCP 445"}},
+		{"tcp 445 rejected by 198.18.1.2", []string{"The firewall at 198.18.1.2 rejects TCP 445 from 198.18.0.2 (it answers with ICMP prohibited): allow TCP 445 from 198.18.0.2 in its rules."}},
+		{"udp 138 rejected", []string{"A firewall rejects UDP 138 from 198.18.0.2"}},
 		// Two parts, two actions; the same action once.
 		{"tcp 445 filtered; tcp 139 filtered", []string{"-LocalPort 445", "-LocalPort 139"}},
 	}

@@ -827,6 +827,19 @@ func TestLabRoutedFirewall(t *testing.T) {
 			t.Errorf("%s: grade %s, want fail (SMB is blocked by the firewall)", g.Profile, g.Grade)
 		}
 	}
+	// The cause names the firewall that rejected, and what to do there.
+	found := false
+	for _, c := range doc.Summary.Causes {
+		if strings.Contains(c.Cause, "tcp 445 rejected by 198.18.1.2") {
+			found = true
+			if !strings.Contains(c.Action, "The firewall at 198.18.1.2 rejects TCP 445 from 198.18.0.2 (it answers with ICMP prohibited): allow TCP 445 from 198.18.0.2 in its rules.") {
+				t.Errorf("cause %q: action %q", c.Cause, c.Action)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no cause names the rejecting firewall: %+v", doc.Summary.Causes)
+	}
 }
 
 // TestLabSMBIdentity reads who every Samba lab host says it is, from the NTLM challenge of an anonymous session

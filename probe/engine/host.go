@@ -35,6 +35,20 @@ type PortResult struct {
 	// Rejected says a firewall answered for the port (ICMP administratively, host or network prohibited): the port
 	// is filtered, but something answered, so the host is not unreachable.
 	Rejected bool `json:"-"`
+	// RejectedBy is the address of the firewall that rejected it, when the ICMP error named one.
+	RejectedBy string `json:"-"`
+}
+
+// CauseOf is the port's state as a root cause: "tcp 445 filtered", or for a firewall that answered, "tcp 445
+// rejected by 198.18.1.2".
+func (p PortResult) CauseOf() string {
+	if p.Rejected {
+		if p.RejectedBy != "" {
+			return fmt.Sprintf("%s %d rejected by %s", p.Protocol, p.Port, p.RejectedBy)
+		}
+		return fmt.Sprintf("%s %d rejected", p.Protocol, p.Port)
+	}
+	return fmt.Sprintf("%s %d %s", p.Protocol, p.Port, p.State)
 }
 
 // Reach is what a step's result shows of whether the host is there.
@@ -252,7 +266,7 @@ func (h *Host) NotOpen(kind string, port int) (catalog.Observation, bool) {
 		return catalog.Observation{}, false
 	}
 	return catalog.Observation{State: string(p.State), Evidence: fmt.Sprintf("%s %d: not attempted, %s", kind, port, p.Evidence),
-		Cause: fmt.Sprintf("tcp %d %s", port, p.State)}, true
+		Cause: p.CauseOf()}, true
 }
 
 // PortOpen returns a When that holds when the TCP port was found open.

@@ -297,7 +297,7 @@ func noSMBPort(h *engine.Host, kind string, cfg Config) (catalog.Observation, bo
 	return catalog.Observation{
 		State:    string(status.Unreachable),
 		Evidence: fmt.Sprintf("%s: not attempted, no SMB port is open (%s; %s)", kind, direct.Evidence, viaSession.Evidence),
-		Cause:    fmt.Sprintf("tcp %d %s; tcp %d %s", cfg.DirectPort, direct.State, cfg.SessionPort, viaSession.State),
+		Cause:    direct.CauseOf() + "; " + viaSession.CauseOf(),
 	}, true
 }
 

@@ -96,7 +96,7 @@ func (p *probe) result(c engine.ConnectResult) {
 		r.RTT = c.RTT
 		m := c.ICMP.Status()
 		if st, firewall := status.FromICMP(m); firewall && st == status.Filtered {
-			r.State, r.Rejected = status.Filtered, true
+			r.State, r.Rejected, r.RejectedBy = status.Filtered, true, m.Offender
 			r.Evidence = fmt.Sprintf("tcp %d: filtered, rejected by a firewall (%s)", port, status.ICMPText(m))
 			break
 		}
@@ -179,5 +179,9 @@ func observePort(h *engine.Host, port int, flag string) catalog.Observation {
 	if p.State == status.Error {
 		return catalog.Observation{Skipped: p.Evidence}
 	}
-	return catalog.Observation{State: string(p.State), Evidence: p.Evidence}
+	o := catalog.Observation{State: string(p.State), Evidence: p.Evidence}
+	if p.Rejected {
+		o.Cause = p.CauseOf()
+	}
+	return o
 }

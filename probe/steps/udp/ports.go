@@ -114,6 +114,9 @@ func portResult(port int, r datagram.Result, timeout time.Duration) engine.PortR
 	if st, evidence, ok := Final(prefix, r); ok {
 		pr.State, pr.Evidence = st, evidence
 		pr.Rejected = st == status.Filtered
+		if pr.Rejected {
+			pr.RejectedBy = r.ICMP.Status().Offender
+		}
 		return pr
 	}
 	if r.Outcome == datagram.Silent {
@@ -214,5 +217,9 @@ func observe(h *engine.Host, c catalog.Check) catalog.Observation {
 	case p.State == status.Error:
 		return catalog.Observation{Skipped: p.Evidence}
 	}
-	return catalog.Observation{State: string(p.State), Evidence: p.Evidence}
+	o := catalog.Observation{State: string(p.State), Evidence: p.Evidence}
+	if p.Rejected {
+		o.Cause = p.CauseOf()
+	}
+	return o
 }
