@@ -225,3 +225,43 @@ func TestReadFillsRequirementTexts(t *testing.T) {
 		t.Errorf("schema 1 result read as %+v (schema %d)", r, doc.Schema)
 	}
 }
+
+// TestOpenNDJSON reads an NDJSON report host by host in two passes and gets what Read gets: every host once, the
+// later record of a host written twice (a resumed scan), the requirement texts filled in.
+func TestOpenNDJSON(t *testing.T) {
+	nd := render(t, "ndjson")
+	lines := bytes.SplitAfter(nd, []byte("\n"))
+	// 198.18.0.10 again, later in the file, with another duration: that record wins.
+	again := bytes.Replace(lines[1], []byte(`"duration_ms":`), []byte(`"duration_ms":7`), 1)
+	path := filepath.Join(t.TempDir(), "resumed.ndjson")
+	os.WriteFile(path, append(append([]byte{}, nd...), again...), 0o644)
+	f, err := OpenNDJSON(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []HostRecord
+	for h := range f.Hosts() {
+		got = append(got, h)
+	}
+	if f.Err() != nil || f.Len() != 6 || len(got) != 6 {
+		t.Fatalf("%d hosts (Len %d), %v", len(got), f.Len(), f.Err())
+	}
+	sortRecords(got)
+	for i := range got {
+		if !reflect.DeepEqual(got[i], want.Hosts[i]) {
+			t.Errorf("host %d reads as %+v, Read gives %+v", i, got[i].Address, want.Hosts[i].Address)
+		}
+	}
+	if f.Run.Finished.IsZero() || f.Schema != SchemaVersion {
+		t.Errorf("run %+v, schema %d", f.Run, f.Schema)
+	}
+	json := filepath.Join(t.TempDir(), "report.json")
+	os.WriteFile(json, render(t, "json"), 0o644)
+	if _, err := OpenNDJSON(json); !errors.Is(err, ErrNotReport) {
+		t.Errorf("a JSON document: %v", err)
+	}
+}

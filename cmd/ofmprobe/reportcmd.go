@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"os"
 	"slices"
 	"strings"
 
@@ -45,7 +50,7 @@ func runReport(path, format, output string, all bool, netstatFiles []string, std
 	if err != nil {
 		return err
 	}
-	doc, err := readReport(path, stdin)
+	run, hosts, hostsErr, err := reportHosts(path, stdin)
 	if err != nil {
 		return err
 	}
@@ -62,19 +67,23 @@ func runReport(path, format, output string, all bool, netstatFiles []string, std
 		return usageErrorf("%v", err)
 	}
 	var sum report.Summary
-	werr := w.Begin(doc.Run)
-	for _, h := range doc.Hosts {
+	werr := w.Begin(run)
+	for h := range hosts {
 		if werr != nil {
 			break
 		}
 		if t, ok := netstatFor(netstats, h.Address); ok {
-			h.ExplainNetstat(t, doc.Run.Vantage, doc.Run.PortTable)
+			h.ExplainNetstat(t, run.Vantage, run.PortTable)
 		}
 		sum.Add(h)
 		werr = w.Host(h)
 	}
 	if werr == nil {
-		werr = w.End(doc.Run, sum)
+		if werr = hostsErr(); werr != nil {
+			finish(false)
+			return usageErrorf("%v", werr)
+		}
+		werr = w.End(run, sum)
 	}
 	if ferr := finish(werr == nil); werr == nil {
 		werr = ferr
@@ -86,4 +95,40 @@ func runReport(path, format, output string, all bool, netstatFiles []string, std
 		return &exitError{code: exitFail}
 	}
 	return nil
+}
+
+// reportHosts reads a report's run and its hosts. An NDJSON file is read line by line, twice (to find each host's
+// last record, then to yield them), so a /16's report never sits in memory; a JSON document and stdin are read whole.
+// hostsErr reports what stopped the hosts early, after they ran.
+func reportHosts(path string, stdin io.Reader) (run report.Run, hosts iter.Seq[report.HostRecord], hostsErr func() error, err error) {
+	if path != "-" && isNDJSON(path) {
+		f, err := report.OpenNDJSON(path)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				return report.Run{}, nil, nil, usageErrorf("read %s: %v", path, pe.Err)
+			}
+			return report.Run{}, nil, nil, usageErrorf("%v", err)
+		}
+		return f.Run, f.Hosts(), f.Err, nil
+	}
+	doc, err := readReport(path, stdin)
+	if err != nil {
+		return report.Run{}, nil, nil, err
+	}
+	return doc.Run, slices.Values(doc.Hosts), func() error { return nil }, nil
+}
+
+// isNDJSON says whether a file's first line is a whole JSON object with a "type": an NDJSON report.
+func isNDJSON(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	line, _ := bufio.NewReaderSize(f, 64<<10).ReadBytes('\n')
+	var head struct {
+		Type *string `json:"type"`
+	}
+	return json.Unmarshal(line, &head) == nil && head.Type != nil
 }
