@@ -65,6 +65,10 @@ func partAction(part, from, remote string, ports []Port) string {
 			at = "The firewall at " + by
 		}
 		return fmt.Sprintf("%s rejects %s from %s (it answers with ICMP prohibited): allow %s from %s in its rules.", at, label, from, label, from)
+	case strings.HasPrefix(state, "dropped after "):
+		router := strings.TrimPrefix(state, "dropped after ")
+		return fmt.Sprintf("The SYN for %s from %s passes %s and goes no further: a firewall at or just after %s drops it; allow %s from %s there.",
+			label, from, router, router, label, from)
 	case kind == "smb1" && state == "accepted":
 		return "Turn SMB1 off on the host: Set-SmbServerConfiguration -EnableSMB1Protocol $false -Force (Windows 8 and Server 2012 or later)."
 	case kind == "nbstat" && state == "answered", kind == "tcp" && port == 139 && state == "open":

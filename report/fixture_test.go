@@ -9,6 +9,7 @@ import (
 	"github.com/ofmprobe/ofmprobe/probe/steps/nbt"
 	"github.com/ofmprobe/ofmprobe/probe/steps/rpc"
 	"github.com/ofmprobe/ofmprobe/probe/steps/smb"
+	"github.com/ofmprobe/ofmprobe/probe/steps/tcp"
 	"github.com/ofmprobe/ofmprobe/probe/targets"
 )
 
@@ -27,13 +28,14 @@ type fixtureHost struct {
 	SMB139   *smb.SMBResult
 	Share    *smb.ShareResult
 	EPM      *rpc.EPMResult
+	Paths    tcp.Paths
 }
 
 // fixtureConfig is the steps' configuration of the fixture's run (fixtureRun): the built-in catalog's ports.
 var fixtureConfig = steps.Config{Ports: []int{53, 135, 139, 445}, UDPPorts: []int{67, 138, 445}}
 
 func (f *fixtureHost) facts() steps.Facts {
-	return steps.Facts{Ports: f.Ports, NetBIOS: f.NetBIOS, Session: f.Session, SMB: f.SMB, SMB139: f.SMB139, Share: f.Share, EPM: f.EPM}
+	return steps.Facts{Ports: f.Ports, NetBIOS: f.NetBIOS, Session: f.Session, SMB: f.SMB, SMB139: f.SMB139, Share: f.Share, EPM: f.EPM, Paths: f.Paths}
 }
 
 func (f *fixtureHost) engineHost() *engine.Host {

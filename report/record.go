@@ -19,6 +19,7 @@ import (
 	"github.com/ofmprobe/ofmprobe/probe/steps/nbt"
 	"github.com/ofmprobe/ofmprobe/probe/steps/rpc"
 	"github.com/ofmprobe/ofmprobe/probe/steps/smb"
+	"github.com/ofmprobe/ofmprobe/probe/steps/tcp"
 )
 
 // SchemaVersion is the version of the JSON and NDJSON report schema. It changes when a field is removed or changes
@@ -68,6 +69,8 @@ type RunOptions struct {
 	Steps []string `json:"steps,omitempty"`
 	// HostsInFlight is the --hosts-in-flight bound given; 0: the default.
 	HostsInFlight int `json:"hosts_in_flight,omitempty"`
+	// Hops is the most hops the hop finder traced a silent TCP port through; 0: it was off.
+	Hops int `json:"hops,omitempty"`
 }
 
 // HostRecord is one host in a report: what the probes saw and the grade per profile.
@@ -96,6 +99,8 @@ type HostRecord struct {
 	// NameMismatch, when set, says that the NetBIOS node status and the SMB server (its NTLM challenge) give the
 	// host different computer names, and which one a session on 139 needs.
 	NameMismatch string `json:"name_mismatch,omitempty"`
+	// Hops is where each silent TCP port's SYN stops, when the hop finder traced it (--hops).
+	Hops tcp.Paths `json:"hops,omitempty"`
 	// Netstat explains each probed port with the host's own netstat output, when --netstat gave one for it.
 	Netstat  []netstat.Verdict `json:"netstat,omitempty"`
 	Profiles []catalog.Grading `json:"profiles"`
@@ -192,6 +197,7 @@ func NewHostRecord(h *engine.Host, f steps.Facts, gradings []catalog.Grading) Ho
 		rec.EPM = &EPMRecord{EPMResult: *r, RTTMS: millis(r.RTT)}
 	}
 	rec.NameMismatch = nameMismatch(rec)
+	rec.Hops = f.Paths
 	for _, p := range f.Ports {
 		rec.Ports = append(rec.Ports, PortRecord{
 			Port: p.Port, Protocol: p.Protocol, State: string(p.State), RTTMS: millis(p.RTT), Attempts: p.Attempts, Evidence: p.Evidence,

@@ -21,6 +21,7 @@ import (
 	"github.com/ofmprobe/ofmprobe/probe/steps/nbt"
 	"github.com/ofmprobe/ofmprobe/probe/steps/rpc"
 	"github.com/ofmprobe/ofmprobe/probe/steps/smb"
+	"github.com/ofmprobe/ofmprobe/probe/steps/tcp"
 	"github.com/ofmprobe/ofmprobe/probe/targets"
 )
 
@@ -93,6 +94,9 @@ func fixtureHosts() []*fixtureHost {
 	epm := &rpc.EPMResult{State: "bound", Evidence: "epm 135: bind_ack from the endpoint mapper in 0.70 ms", Port: 135, RTT: 700 * time.Microsecond}
 	return []*fixtureHost{
 		{Target: targets.Target{Addr: netip.MustParseAddr("198.18.0.11")}, Status: engine.HostUp, Started: clock.Add(2 * ms), Duration: 3 * time.Second,
+			// The hop finder traced its silent 139 to the router after which it is dropped.
+			Paths: tcp.Paths{{Port: 139, Hops: []string{"198.18.0.1"}, DroppedAfter: 1, Outcome: "dropped",
+				Evidence: "tcp 139: dropped after hop 1 (198.18.0.1): silence with a TTL of 2"}},
 			Ports: []engine.PortResult{
 				port(53, "closed", 300*time.Microsecond, 1, "tcp 53: closed, connection refused in 0.30 ms"),
 				port(135, "closed", 280*time.Microsecond, 1, "tcp 135: closed, connection refused in 0.28 ms"),

@@ -150,7 +150,26 @@ func (t *tableWriter) write(w io.Writer, doc streamDocument) error {
 	if err := writeNetstats(bw, doc.Hosts, t.opts, t.paint); err != nil {
 		return err
 	}
+	writeHops(bw, doc.Hosts, t.opts, t.paint)
 	return bw.Flush()
+}
+
+// writeHops lists where the silent TCP ports' SYNs stop, for the traces that found a router (or were answered after
+// all); a port dropped at the first hop, which a flat network gives every silent port, only with --all.
+func writeHops(w *bufio.Writer, hosts iter.Seq[HostRecord], opts Options, paint func(style, text string) string) {
+	header := false
+	for h := range hosts {
+		for _, p := range h.Hops {
+			if !opts.All && p.Outcome == "dropped" && p.DroppedAfter == 0 {
+				continue
+			}
+			if !header {
+				fmt.Fprintf(w, "%s:\n", paint(styleBold, "Where the silent TCP ports stop (SYNs of a growing TTL)"))
+				header = true
+			}
+			fmt.Fprintf(w, "%s %s\n", h.Address, p.Evidence)
+		}
+	}
 }
 
 // writeNetstats explains, for the hosts that --netstat gave a netstat output for, each port whose two ends need a

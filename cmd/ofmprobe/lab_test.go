@@ -827,6 +827,11 @@ func TestLabRoutedFirewall(t *testing.T) {
 			t.Errorf("%s: grade %s, want fail (SMB is blocked by the firewall)", g.Profile, g.Grade)
 		}
 	}
+	// The hop finder traces the dropped 135 through both routers: it stops after the second, the firewall.
+	if len(h.Hops) != 1 || h.Hops[0].Port != 135 || h.Hops[0].DroppedAfter != 2 || !slices.Equal(h.Hops[0].Hops, []string{"198.18.0.30", "198.18.1.2"}) ||
+		h.Hops[0].Evidence != "tcp 135: dropped after hop 2 (198.18.1.2): silence with a TTL of 3" {
+		t.Errorf("hops %+v, want tcp 135 dropped after hop 2 (198.18.0.30, then 198.18.1.2)", h.Hops)
+	}
 	// The cause names the firewall that rejected, and what to do there.
 	found := false
 	for _, c := range doc.Summary.Causes {

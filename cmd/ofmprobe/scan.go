@@ -24,6 +24,7 @@ import (
 	"github.com/ofmprobe/ofmprobe/probe/steps"
 	"github.com/ofmprobe/ofmprobe/probe/steps/nbt"
 	"github.com/ofmprobe/ofmprobe/probe/steps/smb"
+	"github.com/ofmprobe/ofmprobe/probe/steps/tcp"
 	"github.com/ofmprobe/ofmprobe/probe/targets"
 	"github.com/ofmprobe/ofmprobe/report"
 )
@@ -64,7 +65,9 @@ type scanOptions struct {
 	// all lists every host and cause in the table.
 	all bool
 	// netstat holds the --netstat ADDRESS=FILE values.
-	netstat      []string
+	netstat []string
+	// hops is --hops: the hop finder's limit, 0 for off.
+	hops         int
 	baseline     string
 	user         string
 	domain       string
@@ -119,6 +122,7 @@ func scanCommand() *cli.Command {
 			&cli.StringFlag{Name: "resume", Usage: "append to the NDJSON report `FILE`, skipping the hosts it already holds"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress line on stderr"},
 			&cli.StringSliceFlag{Name: "netstat", Usage: netstatUsage},
+			&cli.IntFlag{Name: "hops", Value: tcp.DefaultMaxHops, Usage: "trace a silent TCP port of a host that answers other ports through at most `N` hops (SYNs of a growing TTL, one try each) to find where it is dropped; 0 turns it off"},
 			&cli.BoolFlag{Name: "all", Usage: "table: list every host and every cause (by default addresses where nothing answered fold into one line, and the first 10 causes are shown)"},
 			&cli.StringFlag{Name: "user", Usage: "log on to OFMLOG$ as `USER` (default: a guest login, reported as such)"},
 			&cli.StringFlag{Name: "domain", Usage: "the user's `DOMAIN` or workgroup"},
@@ -163,6 +167,7 @@ func scanCommand() *cli.Command {
 				quiet:           c.Bool("quiet"),
 				all:             c.Bool("all"),
 				netstat:         c.StringSlice("netstat"),
+				hops:            c.Int("hops"),
 				stderrIsTerm:    isTerminal(c.App.ErrWriter),
 				steps:           c.StringSlice("steps"),
 				hostsInFlight:   c.Int("hosts-in-flight"),
@@ -268,6 +273,9 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if err != nil {
 		return err
 	}
+	if opts.hops < 0 || opts.hops > 30 {
+		return usageErrorf("--hops %d must be from 0 (off) to 30", opts.hops)
+	}
 
 	if opts.concurrency < 0 {
 		return usageErrorf("--concurrency %d must be at least 1 (or 0 for the default)", opts.concurrency)
@@ -288,6 +296,7 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 		Ports: ports, OFMPort: opts.ofmPort, UDPPorts: catalog.UDPPorts(profiles),
 		NetBIOS: nbt.DefaultConfig,
 		SMB:     smb.Config{DirectPort: 445, SessionPort: 139, Credentials: creds, ReadLog: opts.readLog},
+		MaxHops: opts.hops,
 	}
 	plan, err := steps.Plan(stepCfg, profiles, splitList(opts.steps))
 	if err != nil {
@@ -320,7 +329,7 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 			Ports: nonNil(ports), UDPPorts: nonNil(catalog.UDPPorts(profiles)), TimeoutMS: float64(opts.timeout) / float64(time.Millisecond), Retries: opts.retries,
 			UDPTimeoutMS: float64(opts.udpTimeout) / float64(time.Millisecond), UDPRetries: opts.udpRetries,
 			Concurrency: budget, PerHost: opts.perHost, OFMPort: opts.ofmPort, Rate: opts.rate, Shard: opts.shard, Seed: opts.seed,
-			Steps: splitList(opts.steps), HostsInFlight: opts.hostsInFlight,
+			Steps: splitList(opts.steps), HostsInFlight: opts.hostsInFlight, Hops: opts.hops,
 		},
 		Catalog:   report.CatalogOf(profiles),
 		PortTable: cat.Ports,

@@ -49,8 +49,14 @@ func (e *Env) paceFunc() func(context.Context) error {
 // calls done with the result, from another goroutine. Through the connector it holds a socket but no goroutine while it waits; elsewhere (other
 // systems, a test's scripted dialer) it dials on a goroutine of its own, within the socket budget.
 func (e *Env) ConnectProbe(ctx context.Context, addr netip.Addr, port uint16, timeout time.Duration, done func(ConnectResult)) {
+	e.ConnectProbeTTL(ctx, addr, port, 0, timeout, done)
+}
+
+// ConnectProbeTTL is ConnectProbe with the SYN's time to live set to ttl (0: the system's), for finding the hop
+// where a port is dropped. Only the connector sets a TTL; elsewhere ttl is ignored.
+func (e *Env) ConnectProbeTTL(ctx context.Context, addr netip.Addr, port uint16, ttl int, timeout time.Duration, done func(ConnectResult)) {
 	if c, err := e.connector(); err == nil {
-		c.Connect(connect.Attempt{Dst: netip.AddrPortFrom(addr, port), Timeout: timeout, Done: done})
+		c.Connect(connect.Attempt{Dst: netip.AddrPortFrom(addr, port), Timeout: timeout, TTL: ttl, Done: done})
 		return
 	}
 	go func() {

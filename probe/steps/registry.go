@@ -31,6 +31,8 @@ type Config struct {
 	NetBIOS nbt.Config
 	SMB     smb.Config
 	EPMPort uint16
+	// MaxHops is how many hops the hop finder traces a silent TCP port through (--hops); 0 turns it off.
+	MaxHops int
 }
 
 // withDefaults fills the well-known ports.
@@ -69,6 +71,7 @@ func Registry(cfg Config) []engine.Step {
 	all = append(all, nbt.NodeStatusStepFor(cfg.NetBIOS), nbt.SessionStepFor(cfg.NetBIOS))
 	all = append(all, smb.Steps(cfg.SMB)...)
 	all = append(all, rpc.Step(cfg.EPMPort))
+	all = append(all, tcp.HopsStep(cfg.TCPPorts(), max(cfg.MaxHops, 1)))
 	return all
 }
 
@@ -139,6 +142,16 @@ func Plan(cfg Config, profiles []catalog.Profile, only []string) (*engine.Plan, 
 			add(s.Name)
 		}
 	}
+	// The hop finder answers no check: it explains the connect steps' silence, so it comes with them when asked for
+	// (--hops above 0) and --steps does not leave it out.
+	if cfg.MaxHops > 0 && (len(only) == 0 || slices.Contains(only, "hops")) {
+		for _, s := range all {
+			if s.Key == "tcp" && chosen[s.Name] {
+				chosen[tcp.HopsStepName] = true
+				break
+			}
+		}
+	}
 	var steps []engine.Step
 	answered := map[string]bool{}
 	for _, s := range all {
@@ -185,6 +198,8 @@ type Facts struct {
 	SMB, SMB139 *smb.SMBResult
 	Share       *smb.ShareResult
 	EPM         *rpc.EPMResult
+	// Paths is where the silent TCP ports are dropped, when the hop finder ran.
+	Paths tcp.Paths
 }
 
 // FactsOf reads a host's results. cfg must be the scan's.
@@ -197,6 +212,7 @@ func FactsOf(h *engine.Host, cfg Config) Facts {
 	f.SMB139, _ = smb.NegotiateOf(h, cfg.SMB.SessionPort)
 	f.Share, _ = smb.ShareOf(h, cfg.SMB)
 	f.EPM, _ = rpc.EPMOf(h)
+	f.Paths, _ = tcp.PathsOf(h)
 	return f
 }
 

@@ -78,6 +78,9 @@ type Attempt struct {
 	Dst netip.AddrPort
 	// Timeout is the wait from the connect call; zero means DefaultTimeout.
 	Timeout time.Duration
+	// TTL, when set, is the IP time to live (IPv6 hop limit) of the SYN: a router where it runs out answers with ICMP
+	// time exceeded, which ends the attempt as Unreachable with that ICMP and the router as offender.
+	TTL int
 	// Done receives the result, exactly once, on one of the connector's goroutines (from Connect itself when the
 	// connector is already closed, from Close for Canceled). It must not block and must not call Close; it may call
 	// Connect.
@@ -167,6 +170,7 @@ type attempt struct {
 	dst     netip.AddrPort
 	done    func(Result)
 	timeout int64 // nanoseconds
+	ttl     int
 	start   int64 // nanoseconds since Connector.epoch of the connect call
 	fd      int32
 	gen     uint32 // the generation of fd in Connector.conns
@@ -225,6 +229,7 @@ func (c *Connector) Connect(a Attempt) {
 		dst:     netip.AddrPortFrom(a.Dst.Addr().Unmap(), a.Dst.Port()),
 		done:    a.Done,
 		timeout: int64(a.Timeout),
+		ttl:     a.TTL,
 		fd:      -1,
 	}
 	c.mu.Lock()

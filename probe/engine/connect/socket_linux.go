@@ -111,6 +111,16 @@ func (c *Connector) dial(p *attempt) (int, error) {
 		unix.Close(fd)
 		return -1, os.NewSyscallError("setsockopt recverr", err)
 	}
+	if p.ttl > 0 {
+		opt := unix.IP_TTL
+		if family == unix.AF_INET6 {
+			opt = unix.IPV6_UNICAST_HOPS
+		}
+		if err := unix.SetsockoptInt(fd, level, opt, p.ttl); err != nil {
+			unix.Close(fd)
+			return -1, os.NewSyscallError("setsockopt ttl", err)
+		}
+	}
 	sa, err := c.sockaddr(p.dst)
 	if err != nil {
 		unix.Close(fd)

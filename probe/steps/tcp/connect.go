@@ -183,5 +183,14 @@ func observePort(h *engine.Host, port int, flag string) catalog.Observation {
 	if p.Rejected {
 		o.Cause = p.CauseOf()
 	}
+	// The hop finder may know where the silence begins: after a router that forwarded the SYN.
+	if paths, ok := PathsOf(h); ok && p.State == status.Filtered && !p.Rejected {
+		for _, path := range paths {
+			if path.Port == port && path.Outcome == "dropped" && path.DroppedAfter > 0 {
+				o.Cause = fmt.Sprintf("tcp %d dropped after %s", port, path.Hops[path.DroppedAfter-1])
+				o.Evidence += "; " + path.Evidence
+			}
+		}
+	}
 	return o
 }
