@@ -930,3 +930,45 @@ func TestLabNetstat(t *testing.T) {
 		}
 	}
 }
+
+// TestLabFullyRejected scans the walled host (198.18.2.11), to which the routed segment's firewall answers every
+// probe with ICMP administratively prohibited: every port and node status read filtered, rejected by that firewall;
+// the host is up (something answered), never unreachable; both profiles fail, and the causes say to allow the ports
+// in that firewall.
+func TestLabFullyRejected(t *testing.T) {
+	bin := needLab(t)
+	doc, code := scanLabJSON(t, bin, "198.18.2.11")
+	if code != exitFail || len(doc.Hosts) != 1 {
+		t.Fatalf("exit %d, %d hosts", code, len(doc.Hosts))
+	}
+	h := doc.Hosts[0]
+	if h.Status != "up" {
+		t.Errorf("status %s, want up: the firewall answered every probe", h.Status)
+	}
+	const rejected = "rejected by a firewall (ICMP administratively prohibited from 198.18.1.2)"
+	for _, p := range h.Ports {
+		if p.State != "filtered" || !strings.HasSuffix(p.Evidence, rejected) {
+			t.Errorf("%s %d: %s, %q", p.Protocol, p.Port, p.State, p.Evidence)
+		}
+	}
+	if nb := h.NetBIOS; nb == nil || nb.State != "filtered" || !strings.HasSuffix(nb.Evidence, rejected) {
+		t.Errorf("node status %+v", h.NetBIOS)
+	}
+	for _, g := range h.Profiles {
+		if g.Grade != catalog.GradeFail {
+			t.Errorf("%s: %s, want fail", g.Profile, g.Grade)
+		}
+	}
+	actions := 0
+	for _, c := range doc.Summary.Causes {
+		if strings.Contains(c.Cause, "rejected by 198.18.1.2") && strings.HasPrefix(c.Action, "The firewall at 198.18.1.2 rejects ") {
+			actions++
+		}
+		if !strings.Contains(c.Cause, "rejected by 198.18.1.2") {
+			t.Errorf("a cause that does not name the firewall: %+v", c)
+		}
+	}
+	if actions == 0 {
+		t.Errorf("no cause tells to allow the ports in the firewall at 198.18.1.2: %+v", doc.Summary.Causes)
+	}
+}

@@ -57,6 +57,8 @@ declare -A ADDR=(
 # The routed segment: scan -> rtr1 (198.18.0.30 on the bridge; 198.18.1.1/30 on eth1) -> rtr2 (198.18.1.2/30 on
 # eth0; 198.18.2.1/24 on eth1, with the firewall) -> routed (198.18.2.10/24). rtr2 and routed are not on the bridge.
 ROUTED_NET=198.18.2.0/24
+# The walled host: a second address of routed, to which rtr2's firewall rejects everything.
+WALLED=198.18.2.11
 LINK_NET=198.18.1.0/30
 OFF_BRIDGE=(rtr2 routed)
 # NetBIOS names of the Samba hosts (hosts absent here run no Samba).
@@ -445,6 +447,9 @@ write_nft() {
 			table inet ofmlab {
 				chain forward {
 					type filter hook forward priority 0; policy accept;
+					# walled (198.18.2.11): every port of every protocol rejected, so every probe gets an answer from
+					# the firewall and none from the host
+					ip daddr 198.18.2.11 meta l4proto { tcp, udp } reject with icmp type admin-prohibited
 					ip daddr 198.18.2.0/24 tcp dport 135 drop
 					ip daddr 198.18.2.0/24 tcp dport 445 reject with icmp type admin-prohibited
 					ip daddr 198.18.2.0/24 tcp dport 139 reject with icmp type host-prohibited
@@ -605,9 +610,15 @@ build_routed() {
 	ip -n "$r2" addr add 198.18.2.1/24 dev eth1
 	ip -n "$r2" link set eth1 up
 	ip -n "$h" addr add "${ADDR[routed]}/24" dev eth0
+	# A second address behind the same firewall, which rejects everything sent to it (the "walled" host).
+	ip -n "$h" addr add "$WALLED/24" dev eth0
 	ip -n "$h" link set eth0 up
 	in_ns rtr1 sysctl -qw net.ipv4.ip_forward=1
 	in_ns rtr2 sysctl -qw net.ipv4.ip_forward=1
+	# Linux rate-limits the ICMP errors it sends to a destination (a burst of 6, then one a second): a scan of the
+	# walled host's eight probes would lose some rejections to it. Real firewalls limit too, and retries cover that;
+	# the lab's tests want every rejection.
+	in_ns rtr2 sysctl -qw net.ipv4.icmp_ratelimit=0
 	ip -n "$SCANNER" route add "$LINK_NET" via "${ADDR[rtr1]}"
 	ip -n "$SCANNER" route add "$ROUTED_NET" via "${ADDR[rtr1]}"
 	ip -n "$r1" route add "$ROUTED_NET" via "${ADDR[rtr2]}"

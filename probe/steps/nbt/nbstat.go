@@ -50,6 +50,8 @@ type NodeStatus struct {
 	Evidence string        `json:"evidence"`
 	Attempts int           `json:"attempts"`
 	RTT      time.Duration `json:"-"`
+	// RejectedBy is the firewall that rejected the query (State filtered), when the ICMP error named it.
+	RejectedBy string `json:"-"`
 	Names    []NetBIOSName `json:"names,omitempty"`
 	// ComputerName is the host's unique <00> or <20> name.
 	ComputerName string `json:"computer_name,omitempty"`
@@ -112,7 +114,14 @@ func NodeStatusStepFor(cfg Config) engine.Step {
 			if !ok {
 				return catalog.Observation{Skipped: "node status was not asked"}
 			}
-			return engine.StepObservation(ns.State, ns.Evidence)
+			o := engine.StepObservation(ns.State, ns.Evidence)
+			if ns.State == status.Filtered {
+				o.Cause = "nbstat 137 rejected"
+				if ns.RejectedBy != "" {
+					o.Cause += " by " + ns.RejectedBy
+				}
+			}
+			return o
 		},
 	}
 }
@@ -168,6 +177,9 @@ func nodeStatusResult(r datagram.Result, timeout time.Duration) *NodeStatus {
 	}
 	if st, evidence, ok := udp.Final(prefix, r); ok {
 		ns.State, ns.Evidence = st, evidence
+		if st == status.Filtered {
+			ns.RejectedBy = r.ICMP.Status().Offender
+		}
 		return ns
 	}
 	ns.State, ns.Evidence = status.Error, udp.LocalFailure(prefix, r)
