@@ -51,8 +51,8 @@ type NodeStatus struct {
 	Attempts int           `json:"attempts"`
 	RTT      time.Duration `json:"-"`
 	// RejectedBy is the firewall that rejected the query (State filtered), when the ICMP error named it.
-	RejectedBy string `json:"-"`
-	Names    []NetBIOSName `json:"names,omitempty"`
+	RejectedBy string        `json:"-"`
+	Names      []NetBIOSName `json:"names,omitempty"`
 	// ComputerName is the host's unique <00> or <20> name.
 	ComputerName string `json:"computer_name,omitempty"`
 	// Workgroup is the workgroup or domain (the group <00> name).
