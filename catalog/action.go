@@ -110,12 +110,21 @@ func serviceNote(services []string) string {
 
 // windowsServices is the port table's Windows services for a port, as "Server (LanManServer)".
 func windowsServices(ports []Port, port int, proto string) []string {
-	for _, p := range ports {
-		if p.Port == port && p.Protocol == proto && p.Windows != "" {
-			return strings.Split(p.Windows, "; ")
-		}
+	if w := WindowsServices(ports, port, proto); w != "" {
+		return strings.Split(w, "; ")
 	}
 	return nil
+}
+
+// WindowsServices is the port table's Windows column for a port and protocol: the services that use it, "; "
+// between them; "" when the table does not list the port.
+func WindowsServices(ports []Port, port int, proto string) string {
+	for _, p := range ports {
+		if p.Port == port && p.Protocol == proto {
+			return p.Windows
+		}
+	}
+	return ""
 }
 
 // startable is the service to start for a port that nothing listens on, where one service owns it: the Server service

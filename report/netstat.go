@@ -18,26 +18,18 @@ func (r *HostRecord) ExplainNetstat(t netstat.Table, vantage []string, ports []c
 	if len(vantage) > 0 {
 		from = strings.Join(vantage, ", ")
 	}
-	services := func(proto string, port int) string {
-		for _, p := range ports {
-			if p.Port == port && p.Protocol == proto {
-				return p.Windows
-			}
-		}
-		return ""
-	}
 	r.Netstat = nil
 	for _, p := range r.Ports {
 		if p.State == "error" {
 			continue
 		}
-		r.Netstat = append(r.Netstat, netstat.Explain(t, addr, p.Protocol, p.Port, p.State, from, services(p.Protocol, p.Port)))
+		r.Netstat = append(r.Netstat, netstat.Explain(t, addr, p.Protocol, p.Port, p.State, from, catalog.WindowsServices(ports, p.Port, p.Protocol)))
 	}
 	if nb := r.NetBIOS; nb != nil && nb.State != "error" {
 		state := nb.State
 		if state == "answered" {
 			state = "open"
 		}
-		r.Netstat = append(r.Netstat, netstat.Explain(t, addr, "udp", 137, state, from, services("udp", 137)))
+		r.Netstat = append(r.Netstat, netstat.Explain(t, addr, "udp", 137, state, from, catalog.WindowsServices(ports, 137, "udp")))
 	}
 }

@@ -46,14 +46,29 @@ func Read(r io.Reader, name string) (Document, error) {
 	}
 	// An NDJSON report's first line is a whole object with a type; a JSON document's first line is "{" alone (or the
 	// whole document, when it was compacted).
-	var head struct {
-		Schema *int    `json:"schema"`
-		Type   *string `json:"type"`
-	}
-	if json.Unmarshal(first, &head) == nil && head.Type != nil {
+	if isNDJSONLine(first) {
 		return readNDJSON(first, br, name)
 	}
 	return readJSON(io.MultiReader(bytes.NewReader(first), br), name)
+}
+
+// isNDJSONLine says whether the first line of a report is a whole JSON object with a "type": an NDJSON report's.
+func isNDJSONLine(first []byte) bool {
+	var head struct {
+		Type *string `json:"type"`
+	}
+	return json.Unmarshal(first, &head) == nil && head.Type != nil
+}
+
+// IsNDJSONFile says whether the file at path is an NDJSON report (by its first line), for readers that stream one.
+func IsNDJSONFile(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	first, _ := bufio.NewReaderSize(f, 64<<10).ReadBytes('\n')
+	return isNDJSONLine(first)
 }
 
 // checkSchema checks a record's schema version.
@@ -122,9 +137,56 @@ func readJSON(r io.Reader, name string) (Document, error) {
 	return out, nil
 }
 
-func readNDJSON(first []byte, br *bufio.Reader, name string) (Document, error) {
-	sc := bufio.NewScanner(io.MultiReader(bytes.NewReader(first), br))
+// ndjsonIn is one NDJSON line as the readers decode it: the host is kept as bytes, to be decoded (and given its
+// requirements' texts) by the reader that wants it.
+type ndjsonIn struct {
+	Schema  *int            `json:"schema"`
+	Type    *string         `json:"type"`
+	Run     *Run            `json:"run"`
+	Host    json.RawMessage `json:"host"`
+	Summary *Summary        `json:"summary"`
+}
+
+// typ is the line's type; "" when it has none.
+func (l *ndjsonIn) typ() string {
+	if l.Type == nil {
+		return ""
+	}
+	return *l.Type
+}
+
+// scanNDJSON calls fn with every non-blank line of an NDJSON report, decoded and checked: a JSON object, of a schema
+// this ofmprobe reads, and a host line with its host. where is "name:line"; n the line number.
+func scanNDJSON(r io.Reader, name string, fn func(where string, n int, l *ndjsonIn) error) error {
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		where := fmt.Sprintf("%s:%d", name, n)
+		var l ndjsonIn
+		if err := json.Unmarshal(line, &l); err != nil {
+			return fmt.Errorf("%s: %w (%v)", where, ErrNotReport, err)
+		}
+		if err := checkSchema(l.Schema, where); err != nil {
+			return err
+		}
+		if l.typ() == lineHost && (len(l.Host) == 0 || string(l.Host) == "null") {
+			return fmt.Errorf(`%s: %w (a host line without "host")`, where, ErrNotReport)
+		}
+		if err := fn(where, n, &l); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	return nil
+}
+
+func readNDJSON(first []byte, br *bufio.Reader, name string) (Document, error) {
 	doc := Document{}
 	var haveRun, haveSummary bool
 	// t is the texts of the latest run line: the hosts after it were graded against its catalog (joined shards
@@ -133,33 +195,15 @@ func readNDJSON(first []byte, br *bufio.Reader, name string) (Document, error) {
 	// at maps an address to its record's index: a resumed report may hold a host twice, an aborted record and the
 	// one the resumed scan wrote after it, and the later one wins.
 	at := map[string]int{}
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		where := fmt.Sprintf("%s:%d", name, n)
-		var l struct {
-			Schema  *int            `json:"schema"`
-			Type    string          `json:"type"`
-			Run     *Run            `json:"run"`
-			Host    json.RawMessage `json:"host"`
-			Summary *Summary        `json:"summary"`
-		}
-		if err := json.Unmarshal(line, &l); err != nil {
-			return Document{}, fmt.Errorf("%s: %w (%v)", where, ErrNotReport, err)
-		}
-		if err := checkSchema(l.Schema, where); err != nil {
-			return Document{}, err
-		}
+	err := scanNDJSON(io.MultiReader(bytes.NewReader(first), br), name, func(where string, _ int, l *ndjsonIn) error {
 		if doc.Schema == 0 {
 			doc.Schema = *l.Schema
 		}
-		switch l.Type {
+		switch l.typ() {
 		case lineRun, lineSummary:
 			if l.Run != nil {
 				doc.Run, haveRun = *l.Run, true
-				if l.Type == lineRun {
+				if l.typ() == lineRun {
 					t = textsOf(l.Run.Catalog)
 				}
 			}
@@ -167,24 +211,22 @@ func readNDJSON(first []byte, br *bufio.Reader, name string) (Document, error) {
 				doc.Summary, haveSummary = *l.Summary, true
 			}
 		case lineHost:
-			if len(l.Host) == 0 || string(l.Host) == "null" {
-				return Document{}, fmt.Errorf(`%s: %w (a host line without "host")`, where, ErrNotReport)
-			}
 			var h HostRecord
 			if err := decodeHost(l.Host, *l.Schema, t, &h); err != nil {
-				return Document{}, fmt.Errorf("%s: %w (%v)", where, ErrNotReport, err)
+				return fmt.Errorf("%s: %w (%v)", where, ErrNotReport, err)
 			}
 			key := h.Address + " " + h.Name
 			if i, ok := at[key]; ok {
 				doc.Hosts[i] = h
-				continue
+				return nil
 			}
 			at[key] = len(doc.Hosts)
 			doc.Hosts = append(doc.Hosts, h)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return Document{}, fmt.Errorf("read %s: %w", name, err)
+		return nil
+	})
+	if err != nil {
+		return Document{}, err
 	}
 	if !haveRun {
 		return Document{}, fmt.Errorf("%s: %w (no run line)", name, ErrNotReport)

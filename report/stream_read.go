@@ -2,11 +2,9 @@ package report
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"iter"
 	"os"
 )
@@ -30,39 +28,27 @@ type NDJSONFile struct {
 func OpenNDJSON(path string) (*NDJSONFile, error) {
 	f := &NDJSONFile{path: path, latest: map[string]int{}}
 	haveRun := false
-	err := f.lines(func(n int, line []byte) error {
-		where := fmt.Sprintf("%s:%d", path, n)
-		var l struct {
-			Schema *int    `json:"schema"`
-			Type   *string `json:"type"`
-			Run    *Run    `json:"run"`
-			Host   *struct {
-				Address string `json:"address"`
-				Name    string `json:"name"`
-			} `json:"host"`
-		}
-		if err := json.Unmarshal(line, &l); err != nil {
-			return fmt.Errorf("%s: %w (%v)", where, ErrNotReport, err)
-		}
+	err := f.lines(func(where string, n int, l *ndjsonIn) error {
 		if l.Type == nil {
 			return fmt.Errorf("%s: %w (not an NDJSON line: no \"type\")", where, ErrNotReport)
-		}
-		if err := checkSchema(l.Schema, where); err != nil {
-			return err
 		}
 		if f.Schema == 0 {
 			f.Schema = *l.Schema
 		}
-		switch *l.Type {
+		switch l.typ() {
 		case lineRun, lineSummary:
 			if l.Run != nil {
 				f.Run, haveRun = *l.Run, true
 			}
 		case lineHost:
-			if l.Host == nil {
-				return fmt.Errorf(`%s: %w (a host line without "host")`, where, ErrNotReport)
+			var key struct {
+				Address string `json:"address"`
+				Name    string `json:"name"`
 			}
-			f.latest[l.Host.Address+" "+l.Host.Name] = n
+			if err := json.Unmarshal(l.Host, &key); err != nil {
+				return fmt.Errorf("%s: %w (%v)", where, ErrNotReport, err)
+			}
+			f.latest[key.Address+" "+key.Name] = n
 		}
 		return nil
 	})
@@ -84,25 +70,16 @@ func (f *NDJSONFile) Hosts() iter.Seq[HostRecord] {
 	return func(yield func(HostRecord) bool) {
 		var t texts
 		stop := errors.New("stop")
-		err := f.lines(func(n int, line []byte) error {
-			var l struct {
-				Schema int             `json:"schema"`
-				Type   string          `json:"type"`
-				Run    *Run            `json:"run"`
-				Host   json.RawMessage `json:"host"`
-			}
-			if err := json.Unmarshal(line, &l); err != nil {
-				return fmt.Errorf("%s:%d: %w", f.path, n, err)
-			}
-			switch l.Type {
+		err := f.lines(func(where string, n int, l *ndjsonIn) error {
+			switch l.typ() {
 			case lineRun:
 				if l.Run != nil {
 					t = textsOf(l.Run.Catalog)
 				}
 			case lineHost:
 				var h HostRecord
-				if err := decodeHost(l.Host, l.Schema, t, &h); err != nil {
-					return fmt.Errorf("%s:%d: %w (%v)", f.path, n, ErrNotReport, err)
+				if err := decodeHost(l.Host, *l.Schema, t, &h); err != nil {
+					return fmt.Errorf("%s: %w (%v)", where, ErrNotReport, err)
 				}
 				if f.latest[h.Address+" "+h.Name] != n {
 					return nil // a later record of this host follows
@@ -122,26 +99,12 @@ func (f *NDJSONFile) Hosts() iter.Seq[HostRecord] {
 // Err is the error that ended Hosts, if any.
 func (f *NDJSONFile) Err() error { return f.err }
 
-// lines calls fn with each non-blank line of the file and its number.
-func (f *NDJSONFile) lines(fn func(n int, line []byte) error) error {
+// lines reads the file's lines through scanNDJSON.
+func (f *NDJSONFile) lines(fn func(where string, n int, l *ndjsonIn) error) error {
 	file, err := os.Open(f.path)
 	if err != nil {
 		return err
 	}
 	defer file.Close()
-	sc := bufio.NewScanner(bufio.NewReaderSize(file, 1<<20))
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		if err := fn(n, line); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read %s: %w", f.path, err)
-	}
-	return nil
+	return scanNDJSON(bufio.NewReaderSize(file, 1<<20), f.path, fn)
 }

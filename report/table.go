@@ -147,9 +147,7 @@ func (t *tableWriter) write(w io.Writer, doc streamDocument) error {
 	bw.WriteString(summaryLine(run, sum, t.paint))
 	bw.WriteByte('\n')
 	writeCauses(bw, run, sum.Causes, t.opts, t.paint)
-	if err := writeNetstats(bw, doc.Hosts, t.opts, t.paint); err != nil {
-		return err
-	}
+	writeNetstats(bw, doc.Hosts, t.opts, t.paint)
 	writeHops(bw, doc.Hosts, t.opts, t.paint)
 	return bw.Flush()
 }
@@ -174,7 +172,7 @@ func writeHops(w *bufio.Writer, hosts iter.Seq[HostRecord], opts Options, paint 
 
 // writeNetstats explains, for the hosts that --netstat gave a netstat output for, each port whose two ends need a
 // look (every port with --all): listening on the host but filtered from here, not listening, loopback only.
-func writeNetstats(w *bufio.Writer, hosts iter.Seq[HostRecord], opts Options, paint func(style, text string) string) error {
+func writeNetstats(w *bufio.Writer, hosts iter.Seq[HostRecord], opts Options, paint func(style, text string) string) {
 	width := opts.Width
 	if width <= 0 {
 		width = 160
@@ -201,7 +199,6 @@ func writeNetstats(w *bufio.Writer, hosts iter.Seq[HostRecord], opts Options, pa
 			}
 		}
 	}
-	return nil
 }
 
 // reasonsIndent starts the reasons of a row when they go on a line of their own.

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -101,7 +99,7 @@ func runReport(path, format, output string, all bool, netstatFiles []string, std
 // last record, then to yield them), so a /16's report never sits in memory; a JSON document and stdin are read whole.
 // hostsErr reports what stopped the hosts early, after they ran.
 func reportHosts(path string, stdin io.Reader) (run report.Run, hosts iter.Seq[report.HostRecord], hostsErr func() error, err error) {
-	if path != "-" && isNDJSON(path) {
+	if path != "-" && report.IsNDJSONFile(path) {
 		f, err := report.OpenNDJSON(path)
 		if err != nil {
 			var pe *os.PathError
@@ -117,18 +115,4 @@ func reportHosts(path string, stdin io.Reader) (run report.Run, hosts iter.Seq[r
 		return report.Run{}, nil, nil, err
 	}
 	return doc.Run, slices.Values(doc.Hosts), func() error { return nil }, nil
-}
-
-// isNDJSON says whether a file's first line is a whole JSON object with a "type": an NDJSON report.
-func isNDJSON(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	line, _ := bufio.NewReaderSize(f, 64<<10).ReadBytes('\n')
-	var head struct {
-		Type *string `json:"type"`
-	}
-	return json.Unmarshal(line, &head) == nil && head.Type != nil
 }

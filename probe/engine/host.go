@@ -42,13 +42,20 @@ type PortResult struct {
 // CauseOf is the port's state as a root cause: "tcp 445 filtered", or for a firewall that answered, "tcp 445
 // rejected by 198.18.1.2".
 func (p PortResult) CauseOf() string {
+	check := fmt.Sprintf("%s %d", p.Protocol, p.Port)
 	if p.Rejected {
-		if p.RejectedBy != "" {
-			return fmt.Sprintf("%s %d rejected by %s", p.Protocol, p.Port, p.RejectedBy)
-		}
-		return fmt.Sprintf("%s %d rejected", p.Protocol, p.Port)
+		return RejectedCause(check, p.RejectedBy)
 	}
-	return fmt.Sprintf("%s %d %s", p.Protocol, p.Port, p.State)
+	return check + " " + string(p.State)
+}
+
+// RejectedCause is the cause of a check a firewall answered with ICMP prohibited: "tcp 445 rejected by 198.18.1.2",
+// or "... rejected" when the ICMP named no sender. catalog.Action reads it back.
+func RejectedCause(check, by string) string {
+	if by == "" {
+		return check + " rejected"
+	}
+	return check + " rejected by " + by
 }
 
 // Reach is what a step's result shows of whether the host is there.

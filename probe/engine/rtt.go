@@ -52,11 +52,11 @@ func (r *RTT) Estimate() (srtt, rttvar time.Duration, n int) {
 // timeout is base, or srtt + 4·rttvar when that is longer, capped at maxAdaptiveFactor·base; ok is false without a
 // sample.
 func (r *RTT) timeout(base time.Duration) (time.Duration, bool) {
-	srtt, rttvar, n := r.Estimate()
-	if n == 0 {
+	est, ok := r.estimate()
+	if !ok {
 		return base, false
 	}
-	return min(max(base, srtt+4*rttvar), maxAdaptiveFactor*base), true
+	return min(max(base, est), maxAdaptiveFactor*base), true
 }
 
 // estimate is srtt + 4·rttvar; ok is false without a sample.

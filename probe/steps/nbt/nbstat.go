@@ -116,10 +116,7 @@ func NodeStatusStepFor(cfg Config) engine.Step {
 			}
 			o := engine.StepObservation(ns.State, ns.Evidence)
 			if ns.State == status.Filtered {
-				o.Cause = "nbstat 137 rejected"
-				if ns.RejectedBy != "" {
-					o.Cause += " by " + ns.RejectedBy
-				}
+				o.Cause = engine.RejectedCause("nbstat 137", ns.RejectedBy)
 			}
 			return o
 		},
