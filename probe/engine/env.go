@@ -43,17 +43,20 @@ type Options struct {
 	Datagram DatagramConfig
 }
 
+// MaxRetries bounds --retries and --udp-retries.
+const MaxRetries = 10
+
 // Validate checks the options and names the first bad one.
 func (o Options) Validate() error {
 	switch {
 	case o.Timeout <= 0:
 		return fmt.Errorf("timeout %s must be positive", o.Timeout)
-	case o.Retries < 0 || o.Retries > 10:
-		return fmt.Errorf("retries %d must be from 0 to 10", o.Retries)
+	case o.Retries < 0 || o.Retries > MaxRetries:
+		return fmt.Errorf("retries %d must be from 0 to %d", o.Retries, MaxRetries)
 	case o.UDPTimeout <= 0:
 		return fmt.Errorf("UDP timeout %s must be positive", o.UDPTimeout)
-	case o.UDPRetries < 0 || o.UDPRetries > 10:
-		return fmt.Errorf("UDP retries %d must be from 0 to 10", o.UDPRetries)
+	case o.UDPRetries < 0 || o.UDPRetries > MaxRetries:
+		return fmt.Errorf("UDP retries %d must be from 0 to %d", o.UDPRetries, MaxRetries)
 	case o.Sockets < 1:
 		return fmt.Errorf("concurrency %d must be at least 1", o.Sockets)
 	case o.PerHost < 1:

@@ -49,13 +49,16 @@ func Probe(ctx context.Context, env *engine.Env, h *engine.Host, port int, done 
 
 // probe is one port's connect probe between its attempts.
 type probe struct {
-	ctx      context.Context
-	env      *engine.Env
-	h        *engine.Host
-	r        engine.PortResult
-	silent   int             // attempts that met silence
-	timeout  time.Duration   // this attempt's
-	timeouts []time.Duration // every attempt's, for the evidence
+	ctx     context.Context
+	env     *engine.Env
+	h       *engine.Host
+	r       engine.PortResult
+	silent  int           // attempts that met silence
+	timeout time.Duration // this attempt's
+	// timeouts holds every attempt's, for the evidence: at most MaxRetries+1, in the probe itself, so a connect
+	// probe allocates nothing more for them.
+	timeouts [engine.MaxRetries + 1]time.Duration
+	tried    int
 	done     func(engine.PortResult)
 }
 
@@ -71,7 +74,10 @@ func (p *probe) attempt() {
 	} else {
 		p.timeout = p.env.RetryConnectTimeout(p.h, p.timeouts[0])
 	}
-	p.timeouts = append(p.timeouts, p.timeout)
+	if p.tried < len(p.timeouts) {
+		p.timeouts[p.tried] = p.timeout
+		p.tried++
+	}
 	p.env.ConnectProbe(p.ctx, p.h.Addr, uint16(p.r.Port), p.timeout, p.result)
 }
 
@@ -116,7 +122,7 @@ func (p *probe) result(c engine.ConnectResult) {
 			return
 		}
 		r.State = status.Filtered
-		r.Evidence = fmt.Sprintf("tcp %d: filtered, no answer to %d %s %s", port, p.silent, engine.Plural(p.silent, "attempt"), waits(p.timeouts))
+		r.Evidence = fmt.Sprintf("tcp %d: filtered, no answer to %d %s %s", port, p.silent, engine.Plural(p.silent, "attempt"), waits(p.timeouts[:p.tried]))
 	case connect.LocalError:
 		// This machine ran short (file descriptors, buffers, ports) through every retry: not an attempt on the
 		// host, and not a property of it.
