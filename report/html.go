@@ -55,6 +55,7 @@ func cspHash(s string) string {
 // htmlPage is what the template renders.
 type htmlPage struct {
 	Doc      streamDocument
+	Notes    []string
 	CSP      string
 	Style    template.CSS
 	Script   template.JS
@@ -208,7 +209,7 @@ func writeHTML(w io.Writer, doc streamDocument, opts Options) error {
 	page := htmlPage{
 		Doc: doc, CSP: htmlCSP, Style: template.CSS(htmlStyle), Script: template.JS(htmlScript),
 		Started: formatTime(run.Started), Finished: formatTime(run.Finished), Duration: run.Duration().Round(time.Millisecond).String(),
-		Grades: gradeOrder, HostCount: doc.Count,
+		Grades: gradeOrder, HostCount: doc.Count, Notes: opts.Notes,
 	}
 	o := run.Options
 	page.Options = []htmlOption{

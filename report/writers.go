@@ -49,6 +49,8 @@ type Options struct {
 	// All lists every host in the table, also the addresses where nothing answered, which it otherwise folds into
 	// one line.
 	All bool
+	// Notes are lines shown above the report's causes (HTML): what a sweep changed since the one before, say.
+	Notes []string
 }
 
 // New returns the writer for a format, with plain output.

@@ -91,7 +91,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return &exitError{code: exitUsage, err: err}
 		},
-		Commands: []*cli.Command{scanCommand(), reportCommand(), diffCommand(), catalogCommand(), versionCommand()},
+		Commands: []*cli.Command{scanCommand(), serveCommand(), reportCommand(), diffCommand(), catalogCommand(), versionCommand()},
 	}
 	// Without an Action of its own, urfave/cli answers an unknown command with "No help topic for ...".
 	app.Action = func(c *cli.Context) error {

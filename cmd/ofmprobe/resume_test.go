@@ -179,3 +179,33 @@ func TestProgressTotal(t *testing.T) {
 		}
 	}
 }
+
+func TestJobShard(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "JOB_COMPLETION_INDEX" {
+				return v
+			}
+			return ""
+		}
+	}
+	for _, c := range []struct{ spec, index, want, err string }{
+		{"2/4", "", "2/4", ""},
+		{"", "3", "", ""},
+		{"job/4", "0", "1/4", ""},
+		{"job/4", "3", "4/4", ""},
+		{"job/4", "", "", "JOB_COMPLETION_INDEX (set in a Kubernetes Indexed Job's pods), which is not set"},
+		{"job/4", "-1", "", `JOB_COMPLETION_INDEX "-1" is not a whole number from 0`},
+	} {
+		got, err := jobShard(c.spec, env(c.index))
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("jobShard(%q) with index %q: error %v, want %q", c.spec, c.index, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("jobShard(%q) with index %q = %q, %v; want %q", c.spec, c.index, got, err, c.want)
+		}
+	}
+}

@@ -117,7 +117,7 @@ func scanCommand() *cli.Command {
 				DefaultText: fmt.Sprintf("%d: a %d MiB budget at %d KiB a host", engine.DefaultHostsInFlight, engine.HostMemoryBudget>>20, engine.BytesPerHost>>10)},
 			&cli.StringSliceFlag{Name: "steps", Usage: "run only these `STEPS` (repeatable, or comma-separated: " + strings.Join(steps.Keys(), ", ") + "), and the steps they need; default: every step the profiles' checks use"},
 			&cli.Float64Flag{Name: "rate", Usage: "send at most `N` new connections and datagrams per second across the scan", DefaultText: "no cap"},
-			&cli.StringFlag{Name: "shard", Usage: "scan only part `I/N` of the targets (the same --seed on every machine covers every address once)"},
+			&cli.StringFlag{Name: "shard", Usage: "scan only part `I/N` of the targets (the same --seed on every machine covers every address once); job/N takes I from a Kubernetes Indexed Job's JOB_COMPLETION_INDEX (plus one), N being the Job's completions"},
 			&cli.Uint64Flag{Name: "seed", Usage: "`N` that keys the --shard split and the scattered scan order; every machine of one split must use the same"},
 			&cli.StringFlag{Name: "resume", Usage: "append to the NDJSON report `FILE`, skipping the hosts it already holds"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress line on stderr"},
@@ -228,6 +228,9 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 		return err
 	}
 	set.Seed = opts.seed
+	if opts.shard, err = jobShard(opts.shard, os.Getenv); err != nil {
+		return err
+	}
 	if opts.shard != "" {
 		shard, err := targets.ParseShard(opts.shard, opts.seed)
 		if err != nil {
@@ -428,6 +431,24 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 		return &exitError{code: exitFail}
 	}
 	return nil
+}
+
+// jobShard turns --shard job/N into I/N, I being one more than the Kubernetes Indexed Job's JOB_COMPLETION_INDEX
+// (which counts from 0); N must be the Job's completions. Any other value is returned as it is.
+func jobShard(spec string, getenv func(string) string) (string, error) {
+	n, ok := strings.CutPrefix(spec, "job/")
+	if !ok {
+		return spec, nil
+	}
+	idx := getenv("JOB_COMPLETION_INDEX")
+	if idx == "" {
+		return "", usageErrorf("--shard %s takes the shard from JOB_COMPLETION_INDEX (set in a Kubernetes Indexed Job's pods), which is not set", spec)
+	}
+	i, err := strconv.Atoi(idx)
+	if err != nil || i < 0 {
+		return "", usageErrorf("--shard %s: JOB_COMPLETION_INDEX %q is not a whole number from 0", spec, idx)
+	}
+	return fmt.Sprintf("%d/%s", i+1, n), nil
 }
 
 // progressCountLimit bounds the walk that counts the targets for the progress line: past it (an IPv6 /64, say) the

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -160,10 +161,69 @@ func (e *Env) dialTCP(ctx context.Context, addr netip.Addr, port uint16, timeout
 		conn, err := e.dialer.DialContext(dctx, "tcp", target)
 		rtt := time.Since(start)
 		cancel()
-		if err == nil || status.Classify(err) != status.Local || tries > maxLocalRetries || !e.PushedBack(ctx, tries) {
+		if err == nil {
+			return watchContext(ctx, conn), rtt, nil
+		}
+		if status.Classify(err) != status.Local || tries > maxLocalRetries || !e.PushedBack(ctx, tries) {
 			return conn, rtt, err
 		}
 	}
+}
+
+// ctxConn is a dialled connection that ends its I/O when the step's context ends (a scrape timeout, a second
+// Ctrl-C): the context's end moves its deadline into the past, and a deadline a step sets later stays there, so an
+// exchange waiting on a silent server returns at once with a timeout instead of running out its own.
+type ctxConn struct {
+	net.Conn
+	ctx  context.Context
+	mu   sync.Mutex
+	stop func() bool
+}
+
+// expired is the deadline of a connection whose context ended.
+var expired = time.Unix(1, 0)
+
+func watchContext(ctx context.Context, conn net.Conn) net.Conn {
+	if ctx.Done() == nil {
+		return conn
+	}
+	c := &ctxConn{Conn: conn, ctx: ctx}
+	c.stop = context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.Conn.SetDeadline(expired)
+	})
+	return c
+}
+
+func (c *ctxConn) deadline(t time.Time) time.Time {
+	if c.ctx.Err() != nil {
+		return expired
+	}
+	return t
+}
+
+func (c *ctxConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.SetDeadline(c.deadline(t))
+}
+
+func (c *ctxConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.SetReadDeadline(c.deadline(t))
+}
+
+func (c *ctxConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.SetWriteDeadline(c.deadline(t))
+}
+
+func (c *ctxConn) Close() error {
+	c.stop()
+	return c.Conn.Close()
 }
 
 // ConnectFailure words a failed connect: the errno, or the timeout that silence ran into.
