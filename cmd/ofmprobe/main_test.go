@@ -357,3 +357,23 @@ func trySilentPorts(t *testing.T, n int) (int, bool) {
 	})
 	return port, true
 }
+
+// TestEmptyShard: of two shards of one address, one holds it and the other nothing; the empty one writes an empty
+// report and exits 0, so that a batch job's pod that drew it succeeds.
+func TestEmptyShard(t *testing.T) {
+	var hosts []int
+	for i := 1; i <= 2; i++ {
+		code, stdout, stderr := runCLI(t, "", "scan", "--format", "json", "--shard", fmt.Sprintf("%d/2", i), "--steps", "tcp", "--ports", "9", "--hops", "0", "127.0.0.1")
+		doc, err := report.Read(strings.NewReader(stdout), "stdout")
+		if err != nil {
+			t.Fatalf("shard %d/2: exit %d, %v; stderr %s", i, code, err, stderr)
+		}
+		hosts = append(hosts, len(doc.Hosts))
+		if len(doc.Hosts) == 0 && (code != 0 || !strings.Contains(stderr, "holds none of the targets")) {
+			t.Errorf("empty shard %d/2: exit %d, stderr %q; want 0 and a note", i, code, stderr)
+		}
+	}
+	if hosts[0]+hosts[1] != 1 {
+		t.Errorf("the two shards hold %v hosts, want 1 in all", hosts)
+	}
+}

@@ -263,7 +263,12 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 			}
 			return nil
 		}
-		return usageErrorf("no targets left to scan after exclusions")
+		if opts.shard == "" {
+			return usageErrorf("no targets left to scan after exclusions")
+		}
+		// One shard of a split may hold none of the targets (a small range split many ways): its report is empty,
+		// and a complete answer for its part, so that a batch job's pod succeeds.
+		fmt.Fprintf(stderr, "ofmprobe: shard %s holds none of the targets: the report is empty\n", opts.shard)
 	} else if n > maxTargetsWithoutFlag && !opts.allowLarge {
 		return usageErrorf("more than %d targets (at most %d addresses given); add --allow-large to scan them all", maxTargetsWithoutFlag, set.UpperBound())
 	}

@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -145,27 +146,38 @@ func probeRegistry(res probeResult, profile string, cached bool) *prometheus.Reg
 	return reg
 }
 
-// causeLabels splits one part of a result's cause ("tcp 445 filtered", "share missing", "tcp 445 rejected by
-// 198.18.1.2", "tcp 135 dropped after 198.18.1.2") into the check and a bounded state: the address of a firewall or
-// router never becomes a label value.
+// causeStates are the states a cause part can end in (the status vocabulary), longest first so that "smb1 only"
+// is found before "only" could be.
+var causeStates = func() []string {
+	states := []string{"open", "closed", "filtered", "unreachable", "open|filtered", "error", "timeout", "protocol error",
+		"cancelled", "internal", "ok", "reset", "local resource", "denied", "missing", "answered", "positive", "negative",
+		"smb2", "smb1 only", "no common dialect", "session refused", "accepted", "disabled", "bound", "rejected", "mounted",
+		"access denied", "logon failure", "guest refused", "signing required", "refused", "present", "connected"}
+	sort.Slice(states, func(i, j int) bool { return len(states[i]) > len(states[j]) })
+	return states
+}()
+
+// causeLabels splits one part of a result's cause into the check and a bounded state: "tcp 445 filtered" into "tcp
+// 445" and "filtered", "file OFMNT.LOG missing" into "file OFMNT.LOG" and "missing", "not checked: share not
+// mounted" into "not checked" and the reason. The address of a firewall or router never becomes a label value: "tcp
+// 445 rejected by 198.18.1.2" is "rejected", "tcp 135 dropped after 198.18.1.2" is "dropped".
 func causeLabels(part string) (check, state string) {
-	f := strings.SplitN(part, " ", 3)
-	switch {
-	case len(f) == 1:
-		return part, ""
-	case len(f) == 2:
-		return f[0], f[1]
+	if reason, ok := strings.CutPrefix(part, "not checked: "); ok {
+		return "not checked", reason
 	}
-	if _, err := strconv.Atoi(f[1]); err != nil {
-		check, state = f[0], f[1]+" "+f[2]
-	} else {
-		check, state = f[0]+" "+f[1], f[2]
+	if i := strings.Index(part, " rejected"); i > 0 {
+		return part[:i], "rejected"
 	}
-	switch {
-	case strings.HasPrefix(state, "rejected"):
-		state = "rejected"
-	case strings.HasPrefix(state, "dropped after"):
-		state = "dropped"
+	if i := strings.Index(part, " dropped after "); i > 0 {
+		return part[:i], "dropped"
 	}
-	return check, state
+	for _, s := range causeStates {
+		if c, ok := strings.CutSuffix(part, " "+s); ok {
+			return c, s
+		}
+	}
+	if i := strings.LastIndex(part, " "); i > 0 {
+		return part[:i], part[i+1:]
+	}
+	return part, ""
 }

@@ -374,3 +374,22 @@ func TestCredentialsFile(t *testing.T) {
 		t.Error("fresh credentials are locked")
 	}
 }
+
+func TestCauseLabels(t *testing.T) {
+	for part, want := range map[string][2]string{
+		"tcp 445 filtered":                 {"tcp 445", "filtered"},
+		"nbstat 137 open|filtered":         {"nbstat 137", "open|filtered"},
+		"file OFMNT.LOG missing":           {"file OFMNT.LOG", "missing"},
+		"share access denied":              {"share", "access denied"},
+		"smb 445 smb1 only":                {"smb 445", "smb1 only"},
+		"tcp 445 rejected by 198.18.1.2":   {"tcp 445", "rejected"},
+		"tcp 445 rejected":                 {"tcp 445", "rejected"},
+		"tcp 135 dropped after 198.18.1.2": {"tcp 135", "dropped"},
+		"not checked: share not mounted":   {"not checked", "share not mounted"},
+		"ipc logon failure":                {"ipc", "logon failure"},
+	} {
+		if c, s := causeLabels(part); c != want[0] || s != want[1] {
+			t.Errorf("causeLabels(%q) = %q, %q; want %q, %q", part, c, s, want[0], want[1])
+		}
+	}
+}

@@ -48,6 +48,40 @@ type sweepRun struct {
 	changes   []report.Change
 	regressed int
 	first     bool
+	// failing counts, per requirement, the hosts where it did not pass, in the catalog's order; counted once per run,
+	// not per scrape of /metrics.
+	failing []failingCount
+}
+
+type failingCount struct {
+	profile, requirement, severity string
+	hosts                          int
+}
+
+// countFailing counts, per requirement, the hosts where it did not pass (fail, warn or unverified).
+func countFailing(hosts []report.HostRecord) []failingCount {
+	var out []failingCount
+	index := map[[2]string]int{}
+	for _, h := range hosts {
+		for _, g := range h.Profiles {
+			for _, r := range g.Results {
+				if r.NotRequested {
+					continue
+				}
+				k := [2]string{g.Profile, r.Requirement}
+				i, ok := index[k]
+				if !ok {
+					i = len(out)
+					index[k] = i
+					out = append(out, failingCount{profile: g.Profile, requirement: r.Requirement, severity: string(r.Severity)})
+				}
+				if r.Outcome != catalog.Pass && r.Outcome != catalog.Info {
+					out[i].hosts++
+				}
+			}
+		}
+	}
+	return out
 }
 
 func newSweeper(s *Server) *sweeper { return &sweeper{s: s, state: map[string]*sweepState{}} }
@@ -185,7 +219,8 @@ func (sw *sweeper) sweep(ctx context.Context, st *state, cfg SweepConfig, prev *
 	info.Options.Concurrency = sockets
 	info.Options.Rate = cfg.Rate
 	doc := report.Document{Schema: report.SchemaVersion, Run: info, Hosts: hosts, Summary: sum}
-	run := &sweepRun{doc: doc, module: cfg.Module, duration: time.Since(started), outside: outside.Load(), first: prev == nil}
+	run := &sweepRun{doc: doc, module: cfg.Module, duration: time.Since(started), outside: outside.Load(), first: prev == nil,
+		failing: countFailing(hosts)}
 	if prev != nil {
 		c := report.Compare("previous sweep", prev.doc, "this sweep", doc)
 		regressed := map[string]bool{}
@@ -351,28 +386,8 @@ func (c sweepCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(sweepHostsDesc, prometheus.GaugeValue, float64(run.doc.Summary.Grades[p][g]), name, p, string(g))
 			}
 		}
-		type req struct{ profile, id, severity string }
-		failing := map[req]int{}
-		var order []req
-		for _, h := range run.doc.Hosts {
-			for _, g := range h.Profiles {
-				for _, r := range g.Results {
-					if r.NotRequested {
-						continue
-					}
-					k := req{g.Profile, r.Requirement, string(r.Severity)}
-					if _, ok := failing[k]; !ok {
-						order = append(order, k)
-						failing[k] = 0
-					}
-					if r.Outcome != catalog.Pass && r.Outcome != catalog.Info {
-						failing[k]++
-					}
-				}
-			}
-		}
-		for _, k := range order {
-			ch <- prometheus.MustNewConstMetric(sweepFailingDesc, prometheus.GaugeValue, float64(failing[k]), name, k.profile, k.id, k.severity)
+		for _, f := range run.failing {
+			ch <- prometheus.MustNewConstMetric(sweepFailingDesc, prometheus.GaugeValue, float64(f.hosts), name, f.profile, f.requirement, f.severity)
 		}
 		ch <- prometheus.MustNewConstMetric(sweepRegressionsDesc, prometheus.GaugeValue, float64(run.regressed), name)
 		ch <- prometheus.MustNewConstMetric(sweepLastDesc, prometheus.GaugeValue, float64(run.doc.Run.Finished.UnixMilli())/1000, name)

@@ -37,7 +37,8 @@ BULK_RANGE=198.18.16.0/20
 # proportions (by /18 instead of /22), so a /16 sweep costs what sixteen /20 sweeps would.
 SITE_RANGE=198.19.0.0/16
 LAB_USER=ofmlab
-APT_PACKAGES=(samba smbclient nmap nbtscan nftables iptables iproute2 procps time chromium)
+# prometheus: `ofmprobe serve`'s lab test runs the real server, and promtool checks docs/prometheus/.
+APT_PACKAGES=(samba smbclient nmap nbtscan nftables iptables iproute2 procps time chromium prometheus)
 # The scanner namespace's /etc/hosts: `ip netns exec` bind-mounts every file of
 # /etc/netns/NS over /etc, so the directory holds only the hosts file, whose
 # first line marks it as ours.
@@ -175,6 +176,8 @@ missing_tools() {
 	[[ -x /usr/bin/time ]] || printf 'time '
 	# The HTML report's tests render it in headless Chromium.
 	command -v chromium >/dev/null 2>&1 || printf 'chromium '
+	command -v prometheus >/dev/null 2>&1 || printf 'prometheus '
+	command -v promtool >/dev/null 2>&1 || printf 'promtool '
 	dcerpcd_path >/dev/null || printf 'samba-dcerpcd '
 }
 

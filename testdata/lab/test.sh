@@ -28,6 +28,8 @@ if [ -n "$unformatted" ]; then
   echo "test.sh: gofmt would change: $unformatted" >&2
   exit 1
 fi
+# The Prometheus configuration, alert rules and their unit tests in docs/ must pass promtool.
+bash docs/prometheus/check.sh
 log=$(mktemp)
 set +e
 # OFMPROBE_LAB=1 enables the lab tests (needLab in cmd/ofmprobe/lab_test.go); without it they skip.
