@@ -359,7 +359,7 @@ sweeps:
 }
 
 // TestLabServeCredentials: a module whose password is wrong stops using it after max_logon_failures, across
-// scrapes, and says so in a metric; the password is in no response and no log line.
+// scrapes, and says so in a metric, until logon_cooldown has passed; the password is in no response and no log line.
 func TestLabServeCredentials(t *testing.T) {
 	bin := needLab(t)
 	dir := t.TempDir()
@@ -373,7 +373,7 @@ modules:
     profile: ofm-9.1
     credentials_file: %s
     max_logon_failures: 2
-    logon_cooldown: 1h
+    logon_cooldown: 3s
 `, cred)
 	os.WriteFile(filepath.Join(dir, "serve.yml"), []byte(cfg), 0o644)
 	logs := startInLab(t, dir, "serve", bin, "serve", "--config", filepath.Join(dir, "serve.yml"), "--log.level", "debug")
@@ -394,8 +394,16 @@ modules:
 	if !strings.Contains(bodies[2], "credentials not used: 2 logon failures") {
 		t.Errorf("the third scrape's evidence does not say the credentials were spared:\n%s", bodies[2])
 	}
+	// After the cool-down the account is tried again, with a fresh count: one more failure, below the limit.
+	time.Sleep(3200 * time.Millisecond)
+	_, b := labGet(t, base+"/probe?module=auth&target=198.18.0.14&debug=true")
+	bodies = append(bodies, b)
+	_, m2 := labGet(t, base+"/metrics")
+	if l, f := metricValue(m2, `ofmprobe_exporter_credentials_locked{module="auth"}`), metricValue(m2, `ofmprobe_exporter_logon_failures_total{module="auth"}`); l != "0" || f != "3" {
+		t.Errorf("after the cool-down: locked %q, failures %q; want 0 and 3", l, f)
+	}
 	_, config := labGet(t, base+"/config")
-	for i, b := range append(bodies, m, config, logs()) {
+	for i, b := range append(bodies, m, m2, config, logs()) {
 		if strings.Contains(b, secret) {
 			t.Errorf("response or log %d holds the password", i)
 		}
