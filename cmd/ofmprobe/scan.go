@@ -405,6 +405,10 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 		fmt.Fprintf(stderr, "ofmprobe: UDP: %d datagrams sent, %d answers; the kernel dropped %d answers for a full receive buffer and pushed back %d sends: lower --rate\n",
 			d.Sent, d.Answers, d.KernelDrops, d.Pushbacks)
 	}
+	if stats.Recovered > 0 || (opts.debug && stats.VerifiedPorts+stats.VerifiedQueries > 0) {
+		fmt.Fprintf(stderr, "ofmprobe: silence verified: %d TCP ports and %d node status queries, silent on hosts that answered other probes, were tried again; %d answered then (probes or answers were lost on the way)\n",
+			stats.VerifiedPorts, stats.VerifiedQueries, stats.Recovered)
+	}
 	if opts.debug {
 		d := stats.Datagrams
 		fmt.Fprintf(stderr, "ofmprobe: hosts in flight at most %d (bound %d); UDP: %d sent, %d answers, %d strays, %d ICMP errors, %d send failures, %d pushbacks, %d kernel drops, receive buffer %d bytes\n",

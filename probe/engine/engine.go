@@ -58,7 +58,12 @@ const (
 func (e *Engine) Env() *Env { return e.env }
 
 // Stop makes Run start no new hosts; the hosts in flight finish within their timeouts and are emitted.
-func (e *Engine) Stop() { e.once.Do(func() { close(e.stop) }) }
+func (e *Engine) Stop() {
+	e.once.Do(func() {
+		e.env.stopping.Store(true)
+		close(e.stop)
+	})
+}
 
 // Stats counts what a run did.
 type Stats struct {
@@ -75,6 +80,9 @@ type Stats struct {
 	// Datagrams counts what the scan's UDP mux did: datagrams sent, answers, strays, ICMP errors, local send
 	// failures, pushbacks and the kernel's receive drops. Zero when no UDP step ran.
 	Datagrams DatagramStats
+	// VerifiedPorts and VerifiedQueries count the silent TCP ports and node status queries of hosts that answered
+	// other probes, tried again before their silence was reported; Recovered how many of them answered then.
+	VerifiedPorts, VerifiedQueries, Recovered int64
 }
 
 // hostRun is a host in flight: its results and which of its steps have run.
@@ -204,6 +212,8 @@ func (e *Engine) Run(ctx context.Context, tgts iter.Seq[targets.Target], emit fu
 		}
 	}
 	stats.Stopped = stopped
+	stats.VerifiedPorts, stats.VerifiedQueries = e.env.verify.Ports.Load(), e.env.verify.Queries.Load()
+	stats.Recovered = e.env.verify.Recovered.Load()
 	ready.close()
 	dispatch.Wait()
 	e.workers.stop()
@@ -218,7 +228,7 @@ func (e *Engine) Run(ctx context.Context, tgts iter.Seq[targets.Target], emit fu
 
 func (e *Engine) newHostRun(t targets.Target) *hostRun {
 	n := len(e.plan.steps)
-	h := &Host{Target: t, Started: time.Now(), plan: e.plan, results: make([]Result, n), skipped: make([]string, n)}
+	h := &Host{Target: t, Started: time.Now(), plan: e.plan, results: make([]Result, n), skipped: make([]string, n), rootsLeft: e.plan.roots, tcpLeft: e.plan.tcpRoots}
 	return &hostRun{h: h, state: make([]uint8, n), left: n}
 }
 
@@ -296,7 +306,7 @@ func (e *Engine) dispatch(ctx context.Context, ready *queue[task], done *queue[c
 						c = e.panicked(t.hr, t.step, r)
 					}
 				}()
-				c.result = e.plan.steps[t.step].Run(ctx, e.env, t.hr.h)
+				c.result = e.plan.steps[t.step].Run(withHost(ctx, t.hr.h), e.env, t.hr.h)
 			}()
 			if held {
 				e.env.release()

@@ -351,3 +351,51 @@ func TestRejectedHostIsNotUnreachable(t *testing.T) {
 		t.Errorf("status %q, want up: a firewall answered for every port", hosts[0].Status)
 	}
 }
+
+// TestHostPeers: a root step about to call silence final learns whether the host answered another probe, whether an
+// answer came only on a retry, and whether another root step still runs.
+func TestHostPeers(t *testing.T) {
+	mk := func(name string, deps ...string) Step {
+		return Step{Name: name, Requires: deps, Start: func(context.Context, *Env, *Host, func(Result)) {}}
+	}
+	plan, err := NewPlan([]Step{mk("tcp 139"), mk("tcp 445"), mk("nbstat"), mk("smb 445", "tcp 445")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Host{plan: plan, results: make([]Result, 4), skipped: make([]string, 4), rootsLeft: plan.roots}
+	if plan.roots != 3 {
+		t.Fatalf("roots %d, want 3", plan.roots)
+	}
+	if v := h.Peers(); v.Answered || v.Lossy || !v.Pending {
+		t.Errorf("nothing decided: %+v", v)
+	}
+	h.set(plan.index["tcp 139"], PortResult{Port: 139, Protocol: "tcp", State: status.Open, Attempts: 2})
+	if v := h.Peers(); !v.Answered || !v.TCPAnswered || !v.Lossy || !v.Pending {
+		t.Errorf("139 open on its second attempt: %+v; want all true", v)
+	}
+	env := NewEnv(Options{Timeout: time.Second, Retries: 1, UDPTimeout: time.Second, Sockets: 4, PerHost: 1})
+	if r, b := env.ExchangeRetries(h), env.ExchangeBudget(h, 4); r != LossyExchangeRetries || b != 8*time.Second {
+		t.Errorf("a lossy host's exchanges: %d retries, budget %s; want %d and 8s", r, b, LossyExchangeRetries)
+	}
+	h.skip(plan.index["nbstat"], "IPv6")
+	if h.Peers().Pending {
+		t.Error("with 139 and node status decided, tcp 445 (the caller) has no root peer pending")
+	}
+	h2 := &Host{plan: plan, results: make([]Result, 4), skipped: make([]string, 4), rootsLeft: plan.roots}
+	h2.set(plan.index["nbstat"], PortList{{Port: 137, Protocol: "udp", State: status.Closed, Attempts: 3}})
+	if v := h2.Peers(); !v.Answered || v.TCPAnswered || v.Lossy {
+		t.Errorf("an ICMP answer after UDP retries: %+v; want answered, not on TCP, not lossy (ICMP is rationed)", v)
+	}
+	h2.set(plan.index["tcp 139"], PortResult{Port: 139, Protocol: "tcp", State: status.Closed, Attempts: 1})
+	if v := h2.Peers(); !v.TCPAnswered || v.Lossy {
+		t.Errorf("139 refused on the first SYN: %+v", v)
+	}
+	h3 := &Host{plan: plan, results: make([]Result, 4), skipped: make([]string, 4), rootsLeft: plan.roots}
+	h3.set(plan.index["tcp 139"], PortResult{Port: 139, Protocol: "tcp", State: status.Open, Attempts: 1, Retransmitted: true})
+	if !h3.Peers().Lossy {
+		t.Error("an answer to a SYN the kernel retransmitted is a loss")
+	}
+	if r, b := env.ExchangeRetries(h2), env.ExchangeBudget(h2, 4); r != 1 || b != 4*time.Second {
+		t.Errorf("a host without loss: %d retries, budget %s; want the options' 1 and 4s", r, b)
+	}
+}

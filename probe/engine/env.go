@@ -94,6 +94,11 @@ type Env struct {
 	debt       atomic.Int64
 	lastShrink atomic.Int64
 	pushback   atomic.Int64
+	// verify counts the silent probes of answering hosts tried again before silence was reported, and recovered
+	// those that got an answer then.
+	verify VerifyStats
+	// stopping is set by Engine.Stop: the hosts in flight finish within their timeouts, without verifications.
+	stopping atomic.Bool
 
 	mux  muxState
 	conn connectorState
@@ -164,6 +169,11 @@ func (e *Env) dialTCP(ctx context.Context, addr netip.Addr, port uint16, timeout
 		if err == nil {
 			return watchContext(ctx, conn), rtt, nil
 		}
+		if h := hostOf(ctx); h != nil && status.Classify(err) == status.Timeout && ctx.Err() == nil {
+			// A Run step dials only a port that accepted a connection a moment before: silence now is a SYN or
+			// its answer lost on the way.
+			h.markLossy()
+		}
 		if status.Classify(err) != status.Local || tries > maxLocalRetries || !e.PushedBack(ctx, tries) {
 			return conn, rtt, err
 		}
@@ -176,6 +186,7 @@ func (e *Env) dialTCP(ctx context.Context, addr netip.Addr, port uint16, timeout
 type ctxConn struct {
 	net.Conn
 	ctx  context.Context
+	host *Host
 	mu   sync.Mutex
 	stop func() bool
 }
@@ -184,16 +195,32 @@ type ctxConn struct {
 var expired = time.Unix(1, 0)
 
 func watchContext(ctx context.Context, conn net.Conn) net.Conn {
-	if ctx.Done() == nil {
+	h := hostOf(ctx)
+	if ctx.Done() == nil && h == nil {
 		return conn
 	}
-	c := &ctxConn{Conn: conn, ctx: ctx}
-	c.stop = context.AfterFunc(ctx, func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.Conn.SetDeadline(expired)
-	})
+	c := &ctxConn{Conn: conn, ctx: ctx, host: h, stop: func() bool { return false }}
+	if ctx.Done() != nil {
+		c.stop = context.AfterFunc(ctx, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.Conn.SetDeadline(expired)
+		})
+	}
 	return c
+}
+
+// hostKey carries the host a Run step probes in its context, so that the connections it dials can tell the host
+// that its path loses packets.
+type hostKey struct{}
+
+func withHost(ctx context.Context, h *Host) context.Context {
+	return context.WithValue(ctx, hostKey{}, h)
+}
+
+func hostOf(ctx context.Context) *Host {
+	h, _ := ctx.Value(hostKey{}).(*Host)
+	return h
 }
 
 func (c *ctxConn) deadline(t time.Time) time.Time {
@@ -221,8 +248,13 @@ func (c *ctxConn) SetWriteDeadline(t time.Time) error {
 	return c.Conn.SetWriteDeadline(c.deadline(t))
 }
 
+// Close closes the connection. When the kernel had to retransmit on it, the host's path loses packets: its later
+// exchanges get more retries and a longer budget (ExchangeRetries, ExchangeBudget).
 func (c *ctxConn) Close() error {
 	c.stop()
+	if c.host != nil && retransmitted(c.Conn) {
+		c.host.markLossy()
+	}
 	return c.Conn.Close()
 }
 
@@ -286,6 +318,29 @@ func (e *Env) PushedBack(ctx context.Context, tries int) bool {
 	}
 }
 
+// VerifyStats counts the verification of silence: probes that met silence on a host that answered other probes,
+// tried again before being reported (Ports for TCP ports, Queries for node status), and how many of them answered
+// then (Recovered): each such answer is a probe or an answer lost on the way.
+type VerifyStats struct {
+	Ports, Queries, Recovered atomic.Int64
+}
+
+// Stopping reports whether the scan was asked to stop (a first Ctrl-C): steps then finish what they do without
+// starting extra work such as the verification of silence.
+func (e *Env) Stopping() bool { return e.stopping.Load() }
+
+// Verifying records that a probe of kind "port" or "query" is tried again to verify its silence.
+func (e *Env) Verifying(kind string) {
+	if kind == "query" {
+		e.verify.Queries.Add(1)
+		return
+	}
+	e.verify.Ports.Add(1)
+}
+
+// Recovered records that a verification got an answer.
+func (e *Env) Recovered() { e.verify.Recovered.Add(1) }
+
 // close releases what the environment opened.
 func (e *Env) close() {
 	e.closeMux()
@@ -343,13 +398,13 @@ func (e *Env) SampleRTT(h *Host, d time.Duration) {
 }
 
 // RetrySilence runs one attempt of a step, and again on a fresh connection while the attempt ends in silence (a
-// connect that timed out, or a connection whose answer never came), up to Retries more times: a lost exchange is not
-// a property of the host. It returns the last attempt's result and how many attempts ran. An answer of any kind, a
+// connect that timed out, or a connection whose answer never came), up to ExchangeRetries(h) more times: a lost
+// exchange is not a property of the host. It returns the last attempt's result and how many attempts ran. An answer of any kind, a
 // refusal included, ends it at once.
-func RetrySilence[T any](ctx context.Context, env *Env, attempt func() T, silent func(T) bool) (T, int) {
+func RetrySilence[T any](ctx context.Context, env *Env, h *Host, attempt func() T, silent func(T) bool) (T, int) {
 	var r T
 	n := 0
-	for n <= env.opts.Retries {
+	for n <= env.ExchangeRetries(h) {
 		n++
 		r = attempt()
 		if !silent(r) || ctx.Err() != nil {
@@ -357,6 +412,33 @@ func RetrySilence[T any](ctx context.Context, env *Env, attempt func() T, silent
 		}
 	}
 	return r, n
+}
+
+// LossyExchangeRetries is the least number of retries an exchange with a host whose answers came on retries gets,
+// and LossyBudgetFactor how much longer its budget is: on a path that loses packets, TCP's own retransmissions
+// stretch every exchange, and a lost exchange is the path's doing, not the host's.
+const (
+	LossyExchangeRetries = 5
+	LossyBudgetFactor    = 2
+)
+
+// ExchangeRetries is how many more times a protocol exchange with h that met silence is tried: --retries, or at
+// least LossyExchangeRetries when one of h's answers came only on a retry.
+func (e *Env) ExchangeRetries(h *Host) int {
+	if h != nil && h.Lossy() {
+		return max(e.opts.Retries, LossyExchangeRetries)
+	}
+	return e.opts.Retries
+}
+
+// ExchangeBudget is the time an exchange of n round trips with h may take: n scan timeouts, LossyBudgetFactor times
+// that when h's path loses packets.
+func (e *Env) ExchangeBudget(h *Host, n int) time.Duration {
+	d := time.Duration(n) * e.opts.Timeout
+	if h != nil && h.Lossy() {
+		d *= LossyBudgetFactor
+	}
+	return d
 }
 
 // SilenceNote words what RetrySilence did for the evidence: nothing after one attempt; "answered on attempt 2 of 2

@@ -37,6 +37,8 @@ type PortResult struct {
 	Rejected bool `json:"-"`
 	// RejectedBy is the address of the firewall that rejected it, when the ICMP error named one.
 	RejectedBy string `json:"-"`
+	// Retransmitted says the kernel had to send the deciding attempt's SYN more than once: the path lost a packet.
+	Retransmitted bool `json:"-"`
 }
 
 // CauseOf is the port's state as a root cause: "tcp 445 filtered", or for a firewall that answered, "tcp 445
@@ -72,6 +74,11 @@ const (
 // Reacher is a result that says whether the host answered. Results that are not Reachers count as ReachNone.
 type Reacher interface{ Reach() Reach }
 
+// LossReporter is a result that can tell that the host answered only after a retry: a probe or its answer was lost on
+// the way. Only answers that no one rate-limits count (a SYN-ACK, a RST, a NetBIOS reply), not ICMP errors, which
+// routers and hosts ration as a matter of course.
+type LossReporter interface{ AnsweredOnRetry() bool }
+
 // PortReporter is a result that carries port states.
 type PortReporter interface{ PortResults() []PortResult }
 
@@ -89,6 +96,12 @@ func (p PortResult) Reach() Reach {
 	return ReachNone
 }
 
+// AnsweredOnRetry reports a TCP answer (a connection or a refusal) that came only to a later attempt, or to a SYN
+// the kernel had to send again.
+func (p PortResult) AnsweredOnRetry() bool {
+	return p.Protocol == "tcp" && (p.Attempts > 1 || p.Retransmitted) && (p.State == status.Open || p.State == status.Closed)
+}
+
 // PortResults makes a single port result a PortReporter.
 func (p PortResult) PortResults() []PortResult { return []PortResult{p} }
 
@@ -97,6 +110,16 @@ type PortList []PortResult
 
 // PortResults returns the list.
 func (l PortList) PortResults() []PortResult { return l }
+
+// AnsweredOnRetry reports whether one of the list's ports answered only on a retry.
+func (l PortList) AnsweredOnRetry() bool {
+	for _, p := range l {
+		if p.AnsweredOnRetry() {
+			return true
+		}
+	}
+	return false
+}
 
 // Reach is the best reach of the list's ports.
 func (l PortList) Reach() Reach {
@@ -128,6 +151,66 @@ type Host struct {
 	results []Result
 	skipped []string
 	ports   []PortResult
+	// rootsLeft counts the plan's root steps (those that wait for no other) not decided yet; answered says one of
+	// the host's results got an answer from it, lossy that one came only on a retry. Peers reads them.
+	rootsLeft   int
+	tcpLeft     int
+	tcpParked   int
+	answered    bool
+	tcpAnswered bool
+	lossy       bool
+}
+
+// PeerView is what a host's other probes have shown so far: see Host.Peers.
+type PeerView struct {
+	// Answered: one of them got an answer from the host; TCPAnswered: one of its TCP ports answered.
+	Answered, TCPAnswered bool
+	// Lossy: an answer came only on a retry, or the kernel retransmitted on a connection to it.
+	Lossy bool
+	// Pending: another root step still runs, whose answer may yet come; TCPPending: another TCP port's connect
+	// still runs (not counting those parked, as the caller is, deciding what their own silence means).
+	Pending, TCPPending bool
+}
+
+// ParkSilence marks a TCP connect whose attempts met silence as deciding what that means; UnparkSilence ends it.
+// Connects that wait for the host's other connects do not wait for each other: the parked ones are not pending.
+func (h *Host) ParkSilence() {
+	h.mu.Lock()
+	h.tcpParked++
+	h.mu.Unlock()
+}
+
+// UnparkSilence ends ParkSilence.
+func (h *Host) UnparkSilence() {
+	h.mu.Lock()
+	h.tcpParked--
+	h.mu.Unlock()
+}
+
+func (h *Host) markLossy() {
+	h.mu.Lock()
+	h.lossy = true
+	h.mu.Unlock()
+}
+
+// Lossy reports whether one of the host's answers came only on a retry, or the kernel had to retransmit on a
+// connection to it: the path to it loses packets.
+func (h *Host) Lossy() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lossy
+}
+
+// Peers is what the host's other probes have shown so far, for a root step (a port's connect, node status) about to
+// call silence final: whether the host answered one of them (on a TCP port, in particular), whether an answer came
+// only on a retry (the path loses packets), and whether another root step is still running, whose answer may yet
+// come. A port silent on a host that
+// answers is worth probing again; silence on a host that answers nothing is the host's.
+func (h *Host) Peers() PeerView {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// The caller is a root step that has not decided: it is one of rootsLeft, and, a TCP connect, a parked one.
+	return PeerView{Answered: h.answered, TCPAnswered: h.tcpAnswered, Lossy: h.lossy, Pending: h.rootsLeft > 1, TCPPending: h.tcpLeft-h.tcpParked > 0}
 }
 
 // NewHost returns a host whose results are given (nil for a step that did not run), for tests and for reading back
@@ -174,12 +257,32 @@ func (h *Host) Skipped(name string) (string, bool) {
 func (h *Host) set(i int, r Result) {
 	h.mu.Lock()
 	h.results[i] = r
+	if rc, ok := r.(Reacher); ok && rc.Reach() == ReachAnswered {
+		h.answered = true
+		if p, ok := r.(PortResult); ok && p.Protocol == "tcp" {
+			h.tcpAnswered = true
+		}
+	}
+	if lr, ok := r.(LossReporter); ok && lr.AnsweredOnRetry() {
+		h.lossy = true
+	}
+	h.rootDecidedLocked(i)
 	h.mu.Unlock()
+}
+
+func (h *Host) rootDecidedLocked(i int) {
+	if len(h.plan.deps[i]) == 0 {
+		h.rootsLeft--
+		if h.plan.steps[i].Key == "tcp" {
+			h.tcpLeft--
+		}
+	}
 }
 
 func (h *Host) skip(i int, why string) {
 	h.mu.Lock()
 	h.skipped[i] = why
+	h.rootDecidedLocked(i)
 	h.mu.Unlock()
 }
 

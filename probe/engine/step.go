@@ -52,6 +52,9 @@ type Plan struct {
 	observer map[string]int
 	// left answers the checks of kinds whose steps are not in the plan, with the reason the registry gave.
 	left map[string]catalog.Observation
+	// roots counts the steps that wait for no other: the first probes of a host (its ports, node status); tcpRoots
+	// those of them that connect to a TCP port (Key "tcp").
+	roots, tcpRoots int
 }
 
 // NewPlan checks the steps and orders them. Every name must be unique, every Requires must name a step of the plan,
@@ -119,6 +122,12 @@ func NewPlan(steps []Step, left map[string]catalog.Observation) (*Plan, error) {
 		for _, d := range slices.Concat(s.Requires, s.After) {
 			if j, ok := p.index[d]; ok && !slices.Contains(p.deps[i], j) {
 				p.deps[i] = append(p.deps[i], j)
+			}
+		}
+		if len(p.deps[i]) == 0 {
+			p.roots++
+			if s.Key == "tcp" {
+				p.tcpRoots++
 			}
 		}
 		for _, k := range s.Answers {

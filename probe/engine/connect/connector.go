@@ -97,6 +97,9 @@ type Result struct {
 	Err error
 	// ICMP is the ICMP error that the socket's error queue held when the connect failed; zero Origin when none.
 	ICMP ICMPInfo
+	// Retransmitted says the kernel sent the SYN more than once before the answer (Connected or Refused): the path
+	// lost a SYN or its answer. Linux only.
+	Retransmitted bool
 }
 
 // Config sets up a Connector.

@@ -345,6 +345,12 @@ func (c *Connector) settle(k uint64, events uint32, now int64, buf []byte) (fini
 		r.Outcome, r.Err = classify(errno), os.NewSyscallError("connect", errno)
 		r.ICMP = readICMP(int(fd), buf)
 	}
+	if r.Outcome == Connected || r.Outcome == Refused {
+		// A SYN the kernel had to send again (its own retransmission, within the attempt) is a packet the path lost.
+		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			r.Retransmitted = info.Total_retrans > 0
+		}
+	}
 	c.closeSocket(int(fd), r.Outcome)
 	return finished{p, r}, true
 }

@@ -77,6 +77,9 @@ func (ns *NodeStatus) Reach() engine.Reach {
 	return engine.ReachNone
 }
 
+// AnsweredOnRetry reports a name table that came only to a later query: a query or its answer was lost.
+func (ns *NodeStatus) AnsweredOnRetry() bool { return ns.State == status.Answered && ns.Attempts > 1 }
+
 // NodeStatusOf returns the host's node status result, if the step ran.
 func NodeStatusOf(h *engine.Host) (*NodeStatus, bool) {
 	r, ok := h.Result(NodeStatusStep)
@@ -140,17 +143,87 @@ func QueryHost(env *engine.Env, h *engine.Host, dst netip.AddrPort, done func(*N
 	}
 	txid := uint16(rand.Uint32())
 	tries := udp.NewTries(env, h)
-	mux.Submit(datagram.Query{
+	q := &nodeStatusQuery{env: env, h: h, mux: mux, tries: tries, done: done}
+	q.query = datagram.Query{
 		Dst:        dst,
 		Payload:    netbios.AppendNodeStatusRequest(make([]byte, 0, 50), txid),
 		Match:      func(reply []byte) bool { return len(reply) >= 2 && binary.BigEndian.Uint16(reply) == txid },
 		Tries:      env.UDPTries(),
 		TryTimeout: tries.Timeout,
-		Done: func(r datagram.Result) {
-			tries.Sample(r)
-			done(nodeStatusResult(r, tries.Last()))
-		},
-	})
+		Done:       q.result,
+	}
+	mux.Submit(q.query)
+}
+
+// Verifying silence, as the TCP connect step does: node status silent through its tries on a host that answered
+// another probe is asked VerifyTries more times, or LossyVerifyTries when one of the host's answers came only on a
+// retry; meanwhile it waits for the host's other first probes, at most peerWait.
+const (
+	VerifyTries      = 1
+	LossyVerifyTries = 6
+	peerPoll         = 100 * time.Millisecond
+	peerWait         = 4 * time.Second
+)
+
+// nodeStatusQuery is one host's node status query between its rounds of tries.
+type nodeStatusQuery struct {
+	env      *engine.Env
+	h        *engine.Host
+	mux      *datagram.Mux
+	tries    *udp.Tries
+	query    datagram.Query
+	done     func(*NodeStatus)
+	attempts int // tries of the rounds before
+	verified int // tries of the verification round
+	waited   time.Duration
+	last     datagram.Result
+}
+
+func (q *nodeStatusQuery) result(r datagram.Result) {
+	q.tries.Sample(r)
+	r.Attempts += q.attempts
+	if r.Outcome != datagram.Silent || q.h == nil || q.verified > 0 {
+		ns := nodeStatusResult(r, q.tries.Last())
+		if q.verified > 0 {
+			if r.Outcome == datagram.Answered {
+				q.env.Recovered()
+				ns.Evidence += fmt.Sprintf(" (on try %d: the host answered other probes, so its silence was verified; earlier queries or answers were lost)", r.Attempts)
+			} else if r.Outcome == datagram.Silent {
+				ns.Evidence += map[bool]string{true: " (the last one after the host answered other probes)", false: fmt.Sprintf(" (the last %d after the host answered other probes)", q.verified)}[q.verified == 1]
+			}
+		}
+		q.done(ns)
+		return
+	}
+	q.last = r
+	q.decide()
+}
+
+// decide verifies the silence of a host that answered another probe, waits for the host's other first probes while
+// they run, or reports the silence.
+func (q *nodeStatusQuery) decide() {
+	v := q.h.Peers()
+	if q.env.Stopping() {
+		v = engine.PeerView{}
+	}
+	if v.Pending && q.waited < peerWait {
+		q.waited += peerPoll
+		time.AfterFunc(peerPoll, q.decide)
+		return
+	}
+	if !v.Answered {
+		q.done(nodeStatusResult(q.last, q.tries.Last()))
+		return
+	}
+	q.verified = VerifyTries
+	if v.Lossy {
+		q.verified = LossyVerifyTries
+	}
+	q.env.Verifying("query")
+	q.attempts = q.last.Attempts
+	next := q.query
+	next.Tries = q.verified
+	q.mux.Submit(next)
 }
 
 func nodeStatusResult(r datagram.Result, timeout time.Duration) *NodeStatus {

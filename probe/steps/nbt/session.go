@@ -55,7 +55,7 @@ func SessionStepFor(cfg Config) engine.Step {
 		When:     engine.All(engine.IPv4, engine.PortOpen(port)),
 		Run: func(ctx context.Context, env *engine.Env, h *engine.Host) engine.Result {
 			silent := func(s Session) bool { return s.State == status.Timeout || s.State == status.Filtered }
-			s, n := engine.RetrySilence(ctx, env, func() Session {
+			s, n := engine.RetrySilence(ctx, env, h, func() Session {
 				return RequestSessions(ctx, env, netip.AddrPortFrom(h.Addr, cfg.SessionPort), ServerName(h))
 			}, silent)
 			p, _ := h.Port(port)

@@ -47,7 +47,7 @@ func Step(port uint16) engine.Step {
 		When:     engine.PortOpen(int(port)),
 		Run: func(ctx context.Context, env *engine.Env, h *engine.Host) engine.Result {
 			silent := func(r EPMResult) bool { return r.State == status.Timeout || r.State == status.Filtered }
-			r, n := engine.RetrySilence(ctx, env, func() EPMResult { return Bind(ctx, env, h.Addr, port) }, silent)
+			r, n := engine.RetrySilence(ctx, env, h, func() EPMResult { return Bind(ctx, env, h.Addr, port) }, silent)
 			p, _ := h.Port(int(port))
 			r.Evidence += engine.SilenceNote(n, silent(r), p.State == status.Open)
 			return &r

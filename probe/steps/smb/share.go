@@ -67,9 +67,15 @@ const shareStepBudget = 4
 // shareCheck is the "share mount" step on a direct-TCP SMB port: it logs on (with creds, or as guest when creds is
 // nil or has been disabled by logon failures), mounts OFMLOG$, stats OFMNT.LOG and OFMNT.ADR, reads the start of
 // OFMNT.ADR, and tree-connects IPC$. The connect has the scan timeout; everything after it shares a budget of
-// shareStepBudget timeouts, set both as the connection's deadline and as the context of every SMB call.
+// shareStepBudget timeouts (twice that on a host whose answers came on retries), set both as the connection's
+// deadline and as the context of every SMB call.
 func CheckShare(ctx context.Context, env *engine.Env, addr netip.Addr, port uint16, creds *Credentials, readLog int) ShareResult {
-	return shareCheckOn(ctx, env, addr, int(port), tcpOpener(env, addr, port), creds, readLog)
+	return shareCheckOn(ctx, env, addr, nil, int(port), tcpOpener(env, addr, port), creds, readLog)
+}
+
+// checkShare is CheckShare for a host of the scan, whose budget grows when its path loses packets.
+func checkShare(ctx context.Context, env *engine.Env, h *engine.Host, port uint16, creds *Credentials, readLog int) ShareResult {
+	return shareCheckOn(ctx, env, h.Addr, h, int(port), tcpOpener(env, h.Addr, port), creds, readLog)
 }
 
 // shareCheck139 is the "share mount" step over a NetBIOS session on TCP 139, as NT-era hosts serve SMB: it requests
@@ -78,11 +84,16 @@ func CheckShare(ctx context.Context, env *engine.Env, addr netip.Addr, port uint
 // is the direct-TCP header for every frame shorter than 128 KiB, which is all this check exchanges; go-smb2 needs no
 // other transport.
 func CheckShare139(ctx context.Context, env *engine.Env, addr netip.Addr, port uint16, calledName string, creds *Credentials, readLog int) ShareResult {
-	return shareCheckOn(ctx, env, addr, int(port), sessionOpener(env, addr, port, calledName, nil), creds, readLog)
+	return shareCheckOn(ctx, env, addr, nil, int(port), sessionOpener(env, addr, port, calledName, nil), creds, readLog)
+}
+
+// checkShare139 is CheckShare139 for a host of the scan.
+func checkShare139(ctx context.Context, env *engine.Env, h *engine.Host, port uint16, calledName string, creds *Credentials, readLog int) ShareResult {
+	return shareCheckOn(ctx, env, h.Addr, h, int(port), sessionOpener(env, h.Addr, port, calledName, nil), creds, readLog)
 }
 
 // shareCheckOn runs the share check on the connection open gives.
-func shareCheckOn(ctx context.Context, env *engine.Env, addr netip.Addr, port int, open smbOpen, creds *Credentials, readLog int) (r ShareResult) {
+func shareCheckOn(ctx context.Context, env *engine.Env, addr netip.Addr, h *engine.Host, port int, open smbOpen, creds *Credentials, readLog int) (r ShareResult) {
 	start := time.Now()
 	outcome := logonUnknown
 	r = ShareResult{Port: port, Share: smbwire.DefaultShare, Login: "guest", Step: "connect"}
@@ -112,7 +123,7 @@ func shareCheckOn(ctx context.Context, env *engine.Env, addr netip.Addr, port in
 		return r
 	}
 	defer conn.Close()
-	budget := time.Duration(shareStepBudget) * env.Timeout()
+	budget := env.ExchangeBudget(h, shareStepBudget)
 	conn.SetDeadline(time.Now().Add(budget))
 	bctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()

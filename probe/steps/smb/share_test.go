@@ -152,7 +152,7 @@ func TestShareCheckRetriesSilence(t *testing.T) {
 	})
 	env := probetest.NewEnv(t, engine.Options{Timeout: 100 * time.Millisecond, Retries: 1})
 	creds := smb.NewCredentials("ofmlab", "OFMLAB", testSecret, 3)
-	r := smb.RetryShare(context.Background(), env, true, func() smb.ShareResult {
+	r := smb.RetryShare(context.Background(), env, nil, true, func() smb.ShareResult {
 		return smb.CheckShare(context.Background(), env, loopback, f.Port(), creds, 0)
 	})
 	if r.State != smbwire.StateLogonFailure || !strings.Contains(r.Evidence, "(answered on attempt 2 of 2; the earlier met silence)") {

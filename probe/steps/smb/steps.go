@@ -99,8 +99,8 @@ func Steps(cfg Config) []engine.Step {
 			},
 			Run: func(ctx context.Context, env *engine.Env, h *engine.Host) engine.Result {
 				p, _ := h.Port(int(direct))
-				r := RetryShare(ctx, env, p.State == status.Open, func() ShareResult {
-					return CheckShare(ctx, env, h.Addr, direct, cfg.Credentials, cfg.ReadLog)
+				r := RetryShare(ctx, env, h, p.State == status.Open, func() ShareResult {
+					return checkShare(ctx, env, h, direct, cfg.Credentials, cfg.ReadLog)
 				})
 				return &r
 			},
@@ -124,8 +124,8 @@ func Steps(cfg Config) []engine.Step {
 			},
 			Run: func(ctx context.Context, env *engine.Env, h *engine.Host) engine.Result {
 				p, _ := h.Port(int(session))
-				r := RetryShare(ctx, env, p.State == status.Open, func() ShareResult {
-					return CheckShare139(ctx, env, h.Addr, session, nbt.ServerName(h), cfg.Credentials, cfg.ReadLog)
+				r := RetryShare(ctx, env, h, p.State == status.Open, func() ShareResult {
+					return checkShare139(ctx, env, h, session, nbt.ServerName(h), cfg.Credentials, cfg.ReadLog)
 				})
 				return &r
 			},
@@ -141,18 +141,22 @@ func Steps(cfg Config) []engine.Step {
 // property of the host), and says so in the evidence.
 func retried(ctx context.Context, env *engine.Env, h *engine.Host, port uint16, negotiate func() SMBResult) SMBResult {
 	silent := func(r SMBResult) bool { return r.State == status.Timeout || r.State == status.Filtered }
-	r, n := engine.RetrySilence(ctx, env, negotiate, silent)
+	r, n := engine.RetrySilence(ctx, env, h, negotiate, silent)
 	p, _ := h.Port(int(port))
 	r.Evidence += engine.SilenceNote(n, silent(r), p.State == status.Open)
 	return r
 }
 
 // RetryShare runs a share check again on a fresh connection while it meets silence (its connect timed out, or an
-// answer never came within its budget), up to --retries more times, and says so in the evidence. A logon that
+// answer never came within its budget, the IPC$ tree connect's included), up to --retries more times, and says so in the evidence. A logon that
 // timed out proves nothing about the password, so a retry never counts against the credentials.
-func RetryShare(ctx context.Context, env *engine.Env, portOpen bool, check func() ShareResult) ShareResult {
-	silent := func(r ShareResult) bool { return r.State == status.Timeout || r.State == status.Filtered }
-	r, n := engine.RetrySilence(ctx, env, check, silent)
+func RetryShare(ctx context.Context, env *engine.Env, h *engine.Host, portOpen bool, check func() ShareResult) ShareResult {
+	// The IPC$ tree connect comes last, on the same session: when it alone ran out of the check's time, the whole
+	// check is run again (on a path that lost packets, with the longer budget).
+	silent := func(r ShareResult) bool {
+		return r.State == status.Timeout || r.State == status.Filtered || (r.IPC != nil && r.IPC.State == status.Timeout)
+	}
+	r, n := engine.RetrySilence(ctx, env, h, check, silent)
 	r.Evidence += engine.SilenceNote(n, silent(r), portOpen)
 	return r
 }

@@ -5,6 +5,7 @@ package tcp
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -47,6 +48,22 @@ func Probe(ctx context.Context, env *engine.Env, h *engine.Host, port int, done 
 	p.attempt()
 }
 
+// Verifying silence. A port silent through its retries on a host that answered on another TCP port is tried again
+// before it is called filtered, after a short pause, each time with the scan's full timeout (long enough for the
+// kernel's own SYN retransmission at 1 s): VerifyTries more attempts, or LossyVerifyTries when one of the host's
+// answers came only on a retry or a retransmitted SYN (the path loses packets, so silence proves little), also when
+// that shows only during the verification. A firewalled port of a host that answers costs VerifyTries more
+// timeouts; a host whose TCP ports are all silent costs nothing more. While no other TCP port has answered, the
+// decision waits for the host's other connects, at most peerWaitFactor first timeouts, in steps of peerPoll.
+const (
+	VerifyTries      = 1
+	LossyVerifyTries = 8
+	peerPoll         = 100 * time.Millisecond
+	peerWaitFactor   = 4
+	verifyPauseMin   = 50 * time.Millisecond
+	verifyPauseMax   = 150 * time.Millisecond
+)
+
 // probe is one port's connect probe between its attempts.
 type probe struct {
 	ctx     context.Context
@@ -55,11 +72,18 @@ type probe struct {
 	r       engine.PortResult
 	silent  int           // attempts that met silence
 	timeout time.Duration // this attempt's
-	// timeouts holds every attempt's, for the evidence: at most MaxRetries+1, in the probe itself, so a connect
-	// probe allocates nothing more for them.
-	timeouts [engine.MaxRetries + 1]time.Duration
+	// timeouts holds every attempt's, for the evidence: at most MaxRetries+1+LossyVerifyTries, in the probe itself,
+	// so a connect probe allocates nothing more for them.
+	timeouts [engine.MaxRetries + 1 + LossyVerifyTries]time.Duration
 	tried    int
-	done     func(engine.PortResult)
+	// verify is how many verification attempts remain once they started (verifying); waited is how long the probe
+	// has waited for the host's other probes.
+	verifying bool
+	lossy     bool
+	verify    int
+	verified  int
+	waited    time.Duration
+	done      func(engine.PortResult)
 }
 
 func (p *probe) attempt() {
@@ -69,9 +93,12 @@ func (p *probe) attempt() {
 		return
 	}
 	p.r.Attempts++
-	if p.r.Attempts == 1 {
+	switch {
+	case p.r.Attempts == 1:
 		p.timeout = p.env.ConnectTimeout(p.h)
-	} else {
+	case p.verifying:
+		p.timeout = max(p.timeouts[0], p.env.Timeout())
+	default:
 		p.timeout = p.env.RetryConnectTimeout(p.h, p.timeouts[0])
 	}
 	if p.tried < len(p.timeouts) {
@@ -87,13 +114,13 @@ func (p *probe) result(c engine.ConnectResult) {
 	first := r.Attempts == 1
 	switch c.Outcome {
 	case connect.Connected:
-		r.State, r.RTT = status.Open, c.RTT
+		r.State, r.RTT, r.Retransmitted = status.Open, c.RTT, c.Retransmitted
 		r.Evidence = fmt.Sprintf("tcp %d: open, connected in %s", port, engine.FormatRTT(c.RTT))
 		if first {
 			p.env.SampleRTT(p.h, c.RTT)
 		}
 	case connect.Refused:
-		r.State, r.RTT = status.Closed, c.RTT
+		r.State, r.RTT, r.Retransmitted = status.Closed, c.RTT, c.Retransmitted
 		r.Evidence = fmt.Sprintf("tcp %d: closed, connection refused in %s", port, engine.FormatRTT(c.RTT))
 		if first {
 			p.env.SampleRTT(p.h, c.RTT)
@@ -121,8 +148,23 @@ func (p *probe) result(c engine.ConnectResult) {
 			p.attempt()
 			return
 		}
-		r.State = status.Filtered
-		r.Evidence = fmt.Sprintf("tcp %d: filtered, no answer to %d %s %s", port, p.silent, engine.Plural(p.silent, "attempt"), waits(p.timeouts[:p.tried]))
+		if p.verifying && !p.lossy && p.h.Lossy() {
+			// A loss seen meanwhile (node status answered on a retry, say) makes it the longer verification.
+			p.lossy = true
+			p.verify += LossyVerifyTries - VerifyTries
+			p.verified += LossyVerifyTries - VerifyTries
+		}
+		if p.verifying && p.verify > 0 && !p.env.Stopping() {
+			p.verify--
+			p.pauseThenAttempt()
+			return
+		}
+		if !p.verifying && p.h != nil {
+			p.h.ParkSilence()
+			p.decideSilence()
+			return
+		}
+		p.filtered()
 	case connect.LocalError:
 		// This machine ran short (file descriptors, buffers, ports) through every retry: not an attempt on the
 		// host, and not a property of it.
@@ -133,7 +175,77 @@ func (p *probe) result(c engine.ConnectResult) {
 	default:
 		r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: %v", port, c.Err)
 	}
+	if p.verifying && r.Reach() == engine.ReachAnswered {
+		p.env.Recovered()
+		r.Evidence += fmt.Sprintf(" on attempt %d: the host answered other probes, so its silence was verified, and earlier attempts or their answers were lost", r.Attempts)
+	}
 	p.done(*r)
+}
+
+// decideSilence is called when a port's attempts are spent in silence. A host that answered another probe gets the
+// port verified; while the host's other first probes still run, it waits for them (their answers are part of the
+// evidence); a host that answered nothing keeps the port filtered.
+func (p *probe) decideSilence() {
+	if p.ctx.Err() != nil {
+		p.h.UnparkSilence()
+		p.r.State, p.r.Evidence = status.Error, fmt.Sprintf("tcp %d: scan cancelled", p.r.Port)
+		p.done(p.r)
+		return
+	}
+	v := p.h.Peers()
+	if p.env.Stopping() {
+		// A stopping scan finishes its hosts within their timeouts: no more attempts.
+		v = engine.PeerView{}
+	}
+	// Only an answer on another TCP port calls for verification: while none came, the decision waits for the
+	// host's other connects (they end within a timeout of this one).
+	if !v.TCPAnswered && v.TCPPending && p.waited < peerWaitFactor*p.timeouts[0] {
+		p.waited += peerPoll
+		time.AfterFunc(peerPoll, p.decideSilence)
+		return
+	}
+	p.h.UnparkSilence()
+	p.verifying = true
+	// Only a host that answers on another TCP port has its silence verified: a host whose every TCP port is silent
+	// (while UDP draws ICMP errors) is a firewall that drops TCP, which losing every SYN of every port would only
+	// mimic by a long chance.
+	if v.TCPAnswered {
+		p.verify, p.lossy = VerifyTries, v.Lossy
+		if v.Lossy {
+			p.verify = LossyVerifyTries
+		}
+		p.verified = p.verify
+		p.env.Verifying("port")
+		p.verify--
+		p.pauseThenAttempt()
+		return
+	}
+	p.filtered()
+	p.done(p.r)
+}
+
+// filtered calls the port filtered after its attempts met silence.
+func (p *probe) filtered() {
+	r := &p.r
+	r.State = status.Filtered
+	r.Evidence = fmt.Sprintf("tcp %d: filtered, no answer to %d %s %s", r.Port, p.silent, engine.Plural(p.silent, "attempt"), waits(p.timeouts[:p.tried]))
+	if p.verified > 0 {
+		r.Evidence += lastAfter(p.verified)
+	}
+}
+
+// lastAfter words the verification attempts at the end of a silent port's evidence.
+func lastAfter(n int) string {
+	if n == 1 {
+		return " (the last one after the host answered other probes)"
+	}
+	return fmt.Sprintf(" (the last %d after the host answered other probes)", n)
+}
+
+// pauseThenAttempt makes a verification attempt after a short random pause, so that the verifications of many
+// ports do not leave in one burst.
+func (p *probe) pauseThenAttempt() {
+	time.AfterFunc(verifyPauseMin+rand.N(verifyPauseMax-verifyPauseMin), p.attempt)
 }
 
 // waits words the attempts' timeouts: "of 1.5s" when they were all the same, else "of 1.5s, 500ms".

@@ -13,6 +13,7 @@ import (
 	"github.com/ofmprobe/ofmprobe/probe/internal/probetest"
 	"github.com/ofmprobe/ofmprobe/probe/status"
 	"github.com/ofmprobe/ofmprobe/probe/steps"
+	"github.com/ofmprobe/ofmprobe/probe/steps/tcp"
 )
 
 func TestTCPStatesOnLoopback(t *testing.T) {
@@ -25,8 +26,9 @@ func TestTCPStatesOnLoopback(t *testing.T) {
 	}{
 		open:   {status.Open, 1, fmt.Sprintf("tcp %d: open, connected in ", open)},
 		closed: {status.Closed, 1, fmt.Sprintf("tcp %d: closed, connection refused in ", closed)},
-		// The retry waits what the host's answers predict, at least a third of the 300 ms timeout.
-		silent: {status.Filtered, 2, fmt.Sprintf("tcp %d: filtered, no answer to 2 attempts of 300ms, 100ms", silent)},
+		// The retry waits what the host's answers predict, at least a third of the 300 ms timeout. The host answered
+		// on other TCP ports, so the silence is verified with one more attempt of the full timeout.
+		silent: {status.Filtered, 2 + tcp.VerifyTries, fmt.Sprintf("tcp %d: filtered, no answer to 3 attempts of 300ms, 100ms, 300ms (the last one after the host answered other probes)", silent)},
 	}
 	if len(h.Ports()) != 3 {
 		t.Fatalf("ports %+v, want 3", h.Ports())
@@ -74,5 +76,33 @@ func TestTCPLocalExhaustionIsNotAHostProperty(t *testing.T) {
 	}
 	if time.Since(start) > 15*time.Second {
 		t.Errorf("pushback retries took %s; they must stay bounded", time.Since(start))
+	}
+}
+
+// TestTCPSilentHostIsNotVerified: a port of a host that answers nothing is called filtered after its own retries;
+// the verification is only for hosts that answered another probe.
+func TestTCPSilentHostIsNotVerified(t *testing.T) {
+	silent := probetest.SilentPort(t)
+	start := time.Now()
+	h := probetest.Scan(t, steps.Config{Ports: []int{silent}}, engine.Options{Retries: 1}, "127.0.0.1", "tcp")
+	p, _ := h.Port(silent)
+	if p.State != status.Filtered || p.Attempts != 2 || strings.Contains(p.Evidence, "answered other probes") {
+		t.Errorf("got %+v, want filtered after 2 attempts, unverified", p)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("a silent host's port took %s", took)
+	}
+}
+
+// TestTCPAllSilentIsNotVerified: a host whose only TCP port is silent while its UDP port draws an ICMP error (a
+// firewall that drops TCP) is answered, but not on TCP: its port is not verified.
+func TestTCPAllSilentIsNotVerified(t *testing.T) {
+	silent, udpClosed := probetest.SilentPort(t), probetest.ClosedUDPPort(t)
+	h := probetest.Scan(t, steps.Config{Ports: []int{silent}, UDPPorts: []int{udpClosed}}, engine.Options{Retries: 1}, "127.0.0.1", "tcp", "udp")
+	if u, _ := h.UDPPort(udpClosed); u.State != status.Closed {
+		t.Fatalf("udp port %+v, want closed", u)
+	}
+	if p, _ := h.Port(silent); p.State != status.Filtered || p.Attempts != 2 || strings.Contains(p.Evidence, "answered other probes") {
+		t.Errorf("got %+v, want filtered after 2 attempts, unverified", p)
 	}
 }
