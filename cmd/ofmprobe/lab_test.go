@@ -796,7 +796,7 @@ func TestLabRoutedFirewall(t *testing.T) {
 	h := doc.Hosts[0]
 	want := map[string]string{
 		"tcp 53":  "tcp 53: closed, connection refused in ",
-		"tcp 135": "tcp 135: filtered, no answer to 3 attempts of ",
+		"tcp 135": "tcp 135: filtered, no answer to 4 attempts of ",
 		"tcp 139": "tcp 139: filtered, rejected by a firewall (ICMP host administratively prohibited from 198.18.1.2)",
 		"tcp 445": "tcp 445: filtered, rejected by a firewall (ICMP administratively prohibited from 198.18.1.2)",
 	}

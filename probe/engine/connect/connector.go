@@ -97,8 +97,9 @@ type Result struct {
 	Err error
 	// ICMP is the ICMP error that the socket's error queue held when the connect failed; zero Origin when none.
 	ICMP ICMPInfo
-	// Retransmitted says the kernel sent the SYN more than once before the answer (Connected or Refused): the path
-	// lost a SYN or its answer. Linux only.
+	// Retransmitted says a connection was answered to a SYN the kernel sent again (its round-trip sample is much
+	// shorter than the wait): the path lost the first SYN or its answer. A late answer to the first SYN is not one.
+	// Linux only.
 	Retransmitted bool
 }
 

@@ -345,15 +345,23 @@ func (c *Connector) settle(k uint64, events uint32, now int64, buf []byte) (fini
 		r.Outcome, r.Err = classify(errno), os.NewSyscallError("connect", errno)
 		r.ICMP = readICMP(int(fd), buf)
 	}
-	if r.Outcome == Connected || r.Outcome == Refused {
-		// A SYN the kernel had to send again (its own retransmission, within the attempt) is a packet the path lost.
-		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
-			r.Retransmitted = info.Total_retrans > 0
+	if r.Outcome == Connected {
+		// The kernel sends the SYN again after 1 s. With TCP timestamps the SYN-ACK echoes the SYN it answers, and the
+		// kernel's round-trip sample (tcpi_rtt) is taken from that one: a sample much shorter than the whole wait
+		// means the answer came to a later SYN, so a packet was lost; a late answer to the first SYN (a slow path)
+		// gives a sample as long as the wait, and is no loss.
+		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil && info.Total_retrans > 0 {
+			sample := time.Duration(info.Rtt) * time.Microsecond
+			r.Retransmitted = r.RTT-sample > retransmitGap
 		}
 	}
 	c.closeSocket(int(fd), r.Outcome)
 	return finished{p, r}, true
 }
+
+// retransmitGap is how much shorter than the whole wait the kernel's round-trip sample must be for a connection to
+// count as answered to a retransmitted SYN (the kernel's first retransmission comes 1 s after the SYN).
+const retransmitGap = 500 * time.Millisecond
 
 type (
 	sockaddr4 = unix.SockaddrInet4

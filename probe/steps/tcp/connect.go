@@ -56,8 +56,8 @@ func Probe(ctx context.Context, env *engine.Env, h *engine.Host, port int, done 
 // timeouts; a host whose TCP ports are all silent costs nothing more. While no other TCP port has answered, the
 // decision waits for the host's other connects, at most peerWaitFactor first timeouts, in steps of peerPoll.
 const (
-	VerifyTries      = 1
-	LossyVerifyTries = 8
+	VerifyTries      = 2
+	LossyVerifyTries = 4
 	peerPoll         = 100 * time.Millisecond
 	peerWaitFactor   = 4
 	verifyPauseMin   = 50 * time.Millisecond
@@ -120,7 +120,7 @@ func (p *probe) result(c engine.ConnectResult) {
 			p.env.SampleRTT(p.h, c.RTT)
 		}
 	case connect.Refused:
-		r.State, r.RTT, r.Retransmitted = status.Closed, c.RTT, c.Retransmitted
+		r.State, r.RTT = status.Closed, c.RTT
 		r.Evidence = fmt.Sprintf("tcp %d: closed, connection refused in %s", port, engine.FormatRTT(c.RTT))
 		if first {
 			p.env.SampleRTT(p.h, c.RTT)

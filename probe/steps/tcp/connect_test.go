@@ -27,8 +27,8 @@ func TestTCPStatesOnLoopback(t *testing.T) {
 		open:   {status.Open, 1, fmt.Sprintf("tcp %d: open, connected in ", open)},
 		closed: {status.Closed, 1, fmt.Sprintf("tcp %d: closed, connection refused in ", closed)},
 		// The retry waits what the host's answers predict, at least a third of the 300 ms timeout. The host answered
-		// on other TCP ports, so the silence is verified with one more attempt of the full timeout.
-		silent: {status.Filtered, 2 + tcp.VerifyTries, fmt.Sprintf("tcp %d: filtered, no answer to 3 attempts of 300ms, 100ms, 300ms (the last one after the host answered other probes)", silent)},
+		// on other TCP ports, so the silence is verified with two more attempts of the full timeout.
+		silent: {status.Filtered, 2 + tcp.VerifyTries, fmt.Sprintf("tcp %d: filtered, no answer to 4 attempts of 300ms, 100ms, 300ms, 300ms (the last 2 after the host answered other probes)", silent)},
 	}
 	if len(h.Ports()) != 3 {
 		t.Fatalf("ports %+v, want 3", h.Ports())
