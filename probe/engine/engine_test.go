@@ -369,7 +369,11 @@ func TestHostPeers(t *testing.T) {
 	if v := h.Peers(); v.Answered || v.Lossy || !v.Pending {
 		t.Errorf("nothing decided: %+v", v)
 	}
-	h.set(plan.index["tcp 139"], PortResult{Port: 139, Protocol: "tcp", State: status.Open, Attempts: 2})
+	// A second attempt answered well within what the first waited in silence: lost, not late.
+	if !LostBefore(1500*time.Millisecond, time.Millisecond) || !LostBefore(1500*time.Millisecond, time.Second) || LostBefore(1500*time.Millisecond, 1400*time.Millisecond) {
+		t.Error("LostBefore: a 1 ms or 1 s answer after a 1.5 s silence is a loss; a 1.4 s one may be a path slower than the wait")
+	}
+	h.set(plan.index["tcp 139"], PortResult{Port: 139, Protocol: "tcp", State: status.Open, Attempts: 2, LostBefore: true})
 	if v := h.Peers(); !v.Answered || !v.TCPAnswered || !v.Lossy || !v.Pending {
 		t.Errorf("139 open on its second attempt: %+v; want all true", v)
 	}

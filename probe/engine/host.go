@@ -37,9 +37,18 @@ type PortResult struct {
 	Rejected bool `json:"-"`
 	// RejectedBy is the address of the firewall that rejected it, when the ICMP error named one.
 	RejectedBy string `json:"-"`
-	// Retransmitted says the kernel had to send the deciding attempt's SYN more than once: the path lost a packet.
+	// Retransmitted says the deciding attempt's connection was answered to a SYN the kernel sent again, and
+	// LostBefore that an earlier attempt met silence though the answer, when it came, took well less than that
+	// attempt had waited: either way the path lost a packet (not merely delayed one).
 	Retransmitted bool `json:"-"`
+	LostBefore    bool `json:"-"`
 }
+
+// LostBefore reports whether an answer in rtt, after an attempt that waited waited in silence, shows a loss: the
+// answer came well within what the silent attempt had waited (four fifths of it), so that attempt's packet or its
+// answer was lost. An answer about as slow as the wait (a path slower than the timeout) is no loss: the earlier
+// attempt was only too short.
+func LostBefore(waited, rtt time.Duration) bool { return 5*rtt < 4*waited }
 
 // CauseOf is the port's state as a root cause: "tcp 445 filtered", or for a firewall that answered, "tcp 445
 // rejected by 198.18.1.2".
@@ -96,10 +105,10 @@ func (p PortResult) Reach() Reach {
 	return ReachNone
 }
 
-// AnsweredOnRetry reports a TCP answer (a connection or a refusal) that came only to a later attempt, or to a SYN
-// the kernel had to send again.
+// AnsweredOnRetry reports a TCP answer (a connection or a refusal) that came only to a later attempt, far sooner
+// than the earlier attempt had waited, or to a SYN the kernel had to send again.
 func (p PortResult) AnsweredOnRetry() bool {
-	return p.Protocol == "tcp" && (p.Attempts > 1 || p.Retransmitted) && (p.State == status.Open || p.State == status.Closed)
+	return p.Protocol == "tcp" && (p.LostBefore || p.Retransmitted) && (p.State == status.Open || p.State == status.Closed)
 }
 
 // PortResults makes a single port result a PortReporter.

@@ -50,6 +50,8 @@ type NodeStatus struct {
 	Evidence string        `json:"evidence"`
 	Attempts int           `json:"attempts"`
 	RTT      time.Duration `json:"-"`
+	// LostBefore says the answer came to a later query, far sooner than an earlier one had waited in silence.
+	LostBefore bool `json:"-"`
 	// RejectedBy is the firewall that rejected the query (State filtered), when the ICMP error named it.
 	RejectedBy string        `json:"-"`
 	Names      []NetBIOSName `json:"names,omitempty"`
@@ -77,8 +79,9 @@ func (ns *NodeStatus) Reach() engine.Reach {
 	return engine.ReachNone
 }
 
-// AnsweredOnRetry reports a name table that came only to a later query: a query or its answer was lost.
-func (ns *NodeStatus) AnsweredOnRetry() bool { return ns.State == status.Answered && ns.Attempts > 1 }
+// AnsweredOnRetry reports a name table that came only to a later query, far sooner than a query's wait: a query or
+// its answer was lost.
+func (ns *NodeStatus) AnsweredOnRetry() bool { return ns.State == status.Answered && ns.LostBefore }
 
 // NodeStatusOf returns the host's node status result, if the step ran.
 func NodeStatusOf(h *engine.Host) (*NodeStatus, bool) {
@@ -184,6 +187,7 @@ func (q *nodeStatusQuery) result(r datagram.Result) {
 	r.Attempts += q.attempts
 	if r.Outcome != datagram.Silent || q.h == nil || q.verified > 0 {
 		ns := nodeStatusResult(r, q.tries.Last())
+		ns.LostBefore = r.Outcome == datagram.Answered && r.Attempts > 1 && engine.LostBefore(q.tries.Last(), r.RTT)
 		if q.verified > 0 {
 			if r.Outcome == datagram.Answered {
 				q.env.Recovered()

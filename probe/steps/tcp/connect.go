@@ -175,6 +175,11 @@ func (p *probe) result(c engine.ConnectResult) {
 	default:
 		r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: %v", port, c.Err)
 	}
+	if r.Attempts > 1 && r.Reach() == engine.ReachAnswered && p.tried > 0 {
+		// The first attempt waited longest before the verification's; an answer far quicker than that wait shows
+		// its silence was a loss.
+		r.LostBefore = engine.LostBefore(p.timeouts[0], r.RTT)
+	}
 	if p.verifying && r.Reach() == engine.ReachAnswered {
 		p.env.Recovered()
 		r.Evidence += fmt.Sprintf(" on attempt %d: the host answered other probes, so its silence was verified, and earlier attempts or their answers were lost", r.Attempts)
