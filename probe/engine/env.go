@@ -169,12 +169,13 @@ func (e *Env) dialTCP(ctx context.Context, addr netip.Addr, port uint16, timeout
 		if err == nil {
 			return watchContext(ctx, conn), rtt, nil
 		}
-		if h := hostOf(ctx); h != nil && status.Classify(err) == status.Timeout && ctx.Err() == nil {
+		class := status.Classify(err)
+		if h := hostOf(ctx); h != nil && class == status.Timeout && ctx.Err() == nil {
 			// A Run step dials only a port that accepted a connection a moment before: silence now is a SYN or
 			// its answer lost on the way.
 			h.markLossy()
 		}
-		if status.Classify(err) != status.Local || tries > maxLocalRetries || !e.PushedBack(ctx, tries) {
+		if class != status.Local || tries > maxLocalRetries || !e.PushedBack(ctx, tries) {
 			return conn, rtt, err
 		}
 	}
@@ -329,17 +330,24 @@ type VerifyStats struct {
 // starting extra work such as the verification of silence.
 func (e *Env) Stopping() bool { return e.stopping.Load() }
 
-// Verifying records that a probe of kind "port" or "query" is tried again to verify its silence.
-func (e *Env) Verifying(kind string) {
-	if kind == "query" {
-		e.verify.Queries.Add(1)
-		return
-	}
-	e.verify.Ports.Add(1)
+// VerifyingPort and VerifyingQuery record that a silent TCP port, or a silent node status query, is tried again to
+// verify its silence.
+func (e *Env) VerifyingPort()  { e.verify.Ports.Add(1) }
+func (e *Env) VerifyingQuery() { e.verify.Queries.Add(1) }
+
+// Recovered records that a verification got an answer, and returns the words its evidence ends with.
+func (e *Env) Recovered(attempt int) string {
+	e.verify.Recovered.Add(1)
+	return fmt.Sprintf(" on attempt %d: the host answered other probes, so its silence was verified, and earlier attempts or their answers were lost", attempt)
 }
 
-// Recovered records that a verification got an answer.
-func (e *Env) Recovered() { e.verify.Recovered.Add(1) }
+// VerifiedSilence is the end of the evidence of a probe whose silence held through n verification attempts.
+func VerifiedSilence(n int) string {
+	if n == 1 {
+		return " (the last one after the host answered other probes)"
+	}
+	return fmt.Sprintf(" (the last %d after the host answered other probes)", n)
+}
 
 // close releases what the environment opened.
 func (e *Env) close() {
@@ -399,8 +407,8 @@ func (e *Env) SampleRTT(h *Host, d time.Duration) {
 
 // RetrySilence runs one attempt of a step, and again on a fresh connection while the attempt ends in silence (a
 // connect that timed out, or a connection whose answer never came), up to ExchangeRetries(h) more times: a lost
-// exchange is not a property of the host. It returns the last attempt's result and how many attempts ran. An answer of any kind, a
-// refusal included, ends it at once.
+// exchange is not a property of the host. It returns the last attempt's result and how many attempts ran. An answer
+// of any kind, a refusal included, ends it at once.
 func RetrySilence[T any](ctx context.Context, env *Env, h *Host, attempt func() T, silent func(T) bool) (T, int) {
 	var r T
 	n := 0

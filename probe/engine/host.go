@@ -213,8 +213,8 @@ func (h *Host) Lossy() bool {
 // Peers is what the host's other probes have shown so far, for a root step (a port's connect, node status) about to
 // call silence final: whether the host answered one of them (on a TCP port, in particular), whether an answer came
 // only on a retry (the path loses packets), and whether another root step is still running, whose answer may yet
-// come. A port silent on a host that
-// answers is worth probing again; silence on a host that answers nothing is the host's.
+// come. A port silent on a host that answers is worth probing again; silence on a host that answers nothing is the
+// host's.
 func (h *Host) Peers() PeerView {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -282,7 +282,7 @@ func (h *Host) set(i int, r Result) {
 func (h *Host) rootDecidedLocked(i int) {
 	if len(h.plan.deps[i]) == 0 {
 		h.rootsLeft--
-		if h.plan.steps[i].Key == "tcp" {
+		if h.plan.steps[i].Connect {
 			h.tcpLeft--
 		}
 	}

@@ -23,6 +23,9 @@ type Step struct {
 	Name string
 	// Key is the name --steps selects it by ("tcp", "smb"); several steps may share one.
 	Key string
+	// Connect marks a step that connects to one TCP port of the host: Host.Peers tells such a step, about to call
+	// its port's silence final, whether the host's other connects are still running.
+	Connect bool
 	// Answers lists the catalog check kinds the step's result answers.
 	Answers []string
 	// Requires names the steps that must run before this one: the plan includes them when it includes this step.
@@ -53,7 +56,7 @@ type Plan struct {
 	// left answers the checks of kinds whose steps are not in the plan, with the reason the registry gave.
 	left map[string]catalog.Observation
 	// roots counts the steps that wait for no other: the first probes of a host (its ports, node status); tcpRoots
-	// those of them that connect to a TCP port (Key "tcp").
+	// those of them that connect to a TCP port (Step.Connect).
 	roots, tcpRoots int
 }
 
@@ -126,7 +129,7 @@ func NewPlan(steps []Step, left map[string]catalog.Observation) (*Plan, error) {
 		}
 		if len(p.deps[i]) == 0 {
 			p.roots++
-			if s.Key == "tcp" {
+			if s.Connect {
 				p.tcpRoots++
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"regexp"
@@ -134,7 +135,7 @@ func ParseConfig(b []byte) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, errEOF) || strings.Contains(err.Error(), "EOF") {
+		if errors.Is(err, io.EOF) {
 			return nil, errors.New("the file is empty (want at least modules:)")
 		}
 		return nil, yamlError(err)
@@ -144,8 +145,6 @@ func ParseConfig(b []byte) (*Config, error) {
 	}
 	return &c, nil
 }
-
-var errEOF = errors.New("EOF")
 
 // yamlTypes names the structs in yaml.v3's unknown-field errors in the file's own terms.
 var yamlTypes = map[string]string{"Config": "at the top level", "ModuleConfig": "in a module", "SweepConfig": "in a sweep"}

@@ -189,11 +189,11 @@ func (q *nodeStatusQuery) result(r datagram.Result) {
 		ns := nodeStatusResult(r, q.tries.Last())
 		ns.LostBefore = r.Outcome == datagram.Answered && r.Attempts > 1 && engine.LostBefore(q.tries.Last(), r.RTT)
 		if q.verified > 0 {
-			if r.Outcome == datagram.Answered {
-				q.env.Recovered()
-				ns.Evidence += fmt.Sprintf(" (on try %d: the host answered other probes, so its silence was verified; earlier queries or answers were lost)", r.Attempts)
-			} else if r.Outcome == datagram.Silent {
-				ns.Evidence += map[bool]string{true: " (the last one after the host answered other probes)", false: fmt.Sprintf(" (the last %d after the host answered other probes)", q.verified)}[q.verified == 1]
+			switch r.Outcome {
+			case datagram.Answered:
+				ns.Evidence += q.env.Recovered(r.Attempts)
+			case datagram.Silent:
+				ns.Evidence += engine.VerifiedSilence(q.verified)
 			}
 		}
 		q.done(ns)
@@ -223,7 +223,7 @@ func (q *nodeStatusQuery) decide() {
 	if v.Lossy {
 		q.verified = LossyVerifyTries
 	}
-	q.env.Verifying("query")
+	q.env.VerifyingQuery()
 	q.attempts = q.last.Attempts
 	next := q.query
 	next.Tries = q.verified

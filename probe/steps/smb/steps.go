@@ -148,8 +148,9 @@ func retried(ctx context.Context, env *engine.Env, h *engine.Host, port uint16, 
 }
 
 // RetryShare runs a share check again on a fresh connection while it meets silence (its connect timed out, or an
-// answer never came within its budget, the IPC$ tree connect's included), up to --retries more times, and says so in the evidence. A logon that
-// timed out proves nothing about the password, so a retry never counts against the credentials.
+// answer never came within its budget, the IPC$ tree connect's included), up to engine.ExchangeRetries more times,
+// and says so in the evidence. A logon that timed out proves nothing about the password, so a retry never counts
+// against the credentials.
 func RetryShare(ctx context.Context, env *engine.Env, h *engine.Host, portOpen bool, check func() ShareResult) ShareResult {
 	// The IPC$ tree connect comes last, on the same session: when it alone ran out of the check's time, the whole
 	// check is run again (on a path that lost packets, with the longer budget).

@@ -26,6 +26,7 @@ func Steps(ports []int, ofmPort int) []engine.Step {
 		steps = append(steps, engine.Step{
 			Name:    StepName(p),
 			Key:     "tcp",
+			Connect: true,
 			Answers: []string{"tcp", "ofm-port"},
 			Start: func(ctx context.Context, env *engine.Env, h *engine.Host, done func(engine.Result)) {
 				Probe(ctx, env, h, p, func(r engine.PortResult) { done(r) })
@@ -159,7 +160,7 @@ func (p *probe) result(c engine.ConnectResult) {
 			p.pauseThenAttempt()
 			return
 		}
-		if !p.verifying && p.h != nil {
+		if !p.verifying {
 			p.h.ParkSilence()
 			p.decideSilence()
 			return
@@ -181,8 +182,7 @@ func (p *probe) result(c engine.ConnectResult) {
 		r.LostBefore = engine.LostBefore(p.timeouts[0], r.RTT)
 	}
 	if p.verifying && r.Reach() == engine.ReachAnswered {
-		p.env.Recovered()
-		r.Evidence += fmt.Sprintf(" on attempt %d: the host answered other probes, so its silence was verified, and earlier attempts or their answers were lost", r.Attempts)
+		r.Evidence += p.env.Recovered(r.Attempts)
 	}
 	p.done(*r)
 }
@@ -220,7 +220,7 @@ func (p *probe) decideSilence() {
 			p.verify = LossyVerifyTries
 		}
 		p.verified = p.verify
-		p.env.Verifying("port")
+		p.env.VerifyingPort()
 		p.verify--
 		p.pauseThenAttempt()
 		return
@@ -235,16 +235,8 @@ func (p *probe) filtered() {
 	r.State = status.Filtered
 	r.Evidence = fmt.Sprintf("tcp %d: filtered, no answer to %d %s %s", r.Port, p.silent, engine.Plural(p.silent, "attempt"), waits(p.timeouts[:p.tried]))
 	if p.verified > 0 {
-		r.Evidence += lastAfter(p.verified)
+		r.Evidence += engine.VerifiedSilence(p.verified)
 	}
-}
-
-// lastAfter words the verification attempts at the end of a silent port's evidence.
-func lastAfter(n int) string {
-	if n == 1 {
-		return " (the last one after the host answered other probes)"
-	}
-	return fmt.Sprintf(" (the last %d after the host answered other probes)", n)
 }
 
 // pauseThenAttempt makes a verification attempt after a short random pause, so that the verifications of many
