@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 )
 
 // Errors ReadFile and Read wrap, for callers that tell bad input apart.
@@ -23,7 +22,7 @@ const maxLine = 64 << 20
 
 // ReadFile reads a JSON or NDJSON report from a file.
 func ReadFile(path string) (Document, error) {
-	f, err := os.Open(path)
+	f, err := OpenReport(path)
 	if err != nil {
 		return Document{}, err
 	}
@@ -37,6 +36,13 @@ func ReadFile(path string) (Document, error) {
 // as a newer ofmprobe may add them within the same schema version.
 func Read(r io.Reader, name string) (Document, error) {
 	br := bufio.NewReader(r)
+	plain, err := Decompress(br)
+	if err != nil {
+		return Document{}, fmt.Errorf("%s: %w", name, err)
+	}
+	if plain != io.Reader(br) {
+		br = bufio.NewReader(plain)
+	}
 	first, err := br.ReadBytes('\n')
 	if err != nil && err != io.EOF {
 		return Document{}, fmt.Errorf("read %s: %w", name, err)
@@ -62,7 +68,7 @@ func isNDJSONLine(first []byte) bool {
 
 // IsNDJSONFile says whether the file at path is an NDJSON report (by its first line), for readers that stream one.
 func IsNDJSONFile(path string) bool {
-	f, err := os.Open(path)
+	f, err := OpenReport(path)
 	if err != nil {
 		return false
 	}
@@ -168,6 +174,10 @@ func scanNDJSON(r io.Reader, name string, fn func(where string, n int, l *ndjson
 		where := fmt.Sprintf("%s:%d", name, n)
 		var l ndjsonIn
 		if err := json.Unmarshal(line, &l); err != nil {
+			if rerr := sc.Err(); rerr != nil {
+				// The line is what was read before the stream failed (a compressed file cut short): that is the error.
+				return fmt.Errorf("read %s: %w", name, rerr)
+			}
 			return fmt.Errorf("%s: %w (%v)", where, ErrNotReport, err)
 		}
 		if err := checkSchema(l.Schema, where); err != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"os"
 )
 
 // NDJSONFile is an NDJSON report on disk, read host by host in two passes rather than held whole: a /16's report
@@ -101,7 +100,7 @@ func (f *NDJSONFile) Err() error { return f.err }
 
 // lines reads the file's lines through scanNDJSON.
 func (f *NDJSONFile) lines(fn func(where string, n int, l *ndjsonIn) error) error {
-	file, err := os.Open(f.path)
+	file, err := OpenReport(f.path)
 	if err != nil {
 		return err
 	}

@@ -37,13 +37,36 @@ func readResume(path string) (resumeState, error) {
 		return resumeState{}, fmt.Errorf("--resume: %w", err)
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 64<<10)
+	raw := bufio.NewReaderSize(f, 64<<10)
+	_, peekErr := raw.Peek(1)
+	plain, err := report.Decompress(raw)
+	if err != nil {
+		return resumeState{}, usageErrorf("--resume: %s: %v", path, err)
+	}
+	compressed := plain != io.Reader(raw)
+	if peekErr == nil && compressed != report.IsCompressedName(path) {
+		// The appended lines would be written the other way (by the name) and the file would read as garbage.
+		how := map[bool]string{true: "is gzip, but its name does not end in .gz", false: "is plain text, but its name ends in .gz"}
+		return resumeState{}, usageErrorf("--resume: %s %s: rename it to match", path, how[compressed])
+	}
+	br := raw
+	if compressed {
+		br = bufio.NewReaderSize(plain, 64<<10)
+	}
 	var offset, good int64
 	for n := 1; ; n++ {
 		line, err := br.ReadBytes('\n')
 		offset += int64(len(line))
+		if compressed && errors.Is(err, report.ErrCutShort) {
+			return resumeState{}, usageErrorf("--resume: %s: %v: a resumed scan cannot append to it; "+
+				"zcat it into a plain .ndjson file and resume that", path, report.ErrCutShort)
+		}
 		if err == io.EOF {
 			if len(bytes.TrimSpace(line)) > 0 {
+				if compressed {
+					return resumeState{}, usageErrorf("--resume: %s: the last line is unfinished: a resumed scan "+
+						"cannot append to it; zcat it into a plain .ndjson file and resume that", path)
+				}
 				// A half-written last line: cut it.
 				if terr := f.Truncate(good); terr != nil {
 					return resumeState{}, fmt.Errorf("--resume: cut the unfinished last line of %s: %w", path, terr)

@@ -100,7 +100,6 @@ func TestResume(t *testing.T) {
 	}
 }
 
-// TestProgressLine renders the progress line into a buffer: hosts done of the total, the rate and the failures.
 // TestResumeExitsWithTheWholeFile proves a resumed scan's exit status counts the hosts the file already held: a
 // host that failed before the interruption fails the run, though every host scanned after it passes; and a file whose
 // hosts all pass exits 0 with nothing left to scan.
@@ -134,6 +133,7 @@ func TestResumeExitsWithTheWholeFile(t *testing.T) {
 	}
 }
 
+// TestProgressLine renders the progress line into a buffer: hosts done of the total, the rate and the failures.
 func TestProgressLine(t *testing.T) {
 	var buf bytes.Buffer
 	p := newProgress(&buf, 2)

@@ -504,11 +504,34 @@ func watchSignals(ctx context.Context, s *engine.Engine, abort context.CancelFun
 
 // openOutput returns where the report goes and a function that finishes it: for a file in a whole-document format, a
 // temporary file renamed into place only when the report is complete; for ndjson, the file itself, written as hosts
-// finish.
+// finish. A file whose name ends in ".gz" is written as a gzip stream; a resumed one gets a second stream appended,
+// which gzip readers read as one.
 func openOutput(opts scanOptions, stdout io.Writer) (io.Writer, func(ok bool) error, error) {
 	if opts.output == "" || opts.output == "-" {
 		return stdout, func(bool) error { return nil }, nil
 	}
+	w, finish, err := openOutputFile(opts)
+	if err != nil || !report.IsCompressedName(opts.output) {
+		return w, finish, err
+	}
+	zw := report.CompressWriter(w)
+	return zw, func(ok bool) error {
+		zerr := zw.Close()
+		if zerr != nil {
+			ok = false
+		}
+		if err := finish(ok); err != nil {
+			return err
+		}
+		if zerr != nil {
+			return fmt.Errorf("write output %s: %w", opts.output, zerr)
+		}
+		return nil
+	}, nil
+}
+
+// openOutputFile opens the report file itself.
+func openOutputFile(opts scanOptions) (io.Writer, func(ok bool) error, error) {
 	if report.Formats[opts.format] {
 		create := os.Create
 		if opts.resume != "" {
