@@ -397,9 +397,13 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if stats.Pushback > 0 {
 		fmt.Fprintf(stderr, "ofmprobe: the kernel refused sockets %d times (out of descriptors, buffers or ports): those probes waited and retried; the socket budget ended at %d\n", stats.Pushback, stats.Budget)
 	}
+	if c := stats.Connects; c.Backoffs > 0 {
+		fmt.Fprintf(stderr, "ofmprobe: TCP: %d %s met a loss on the way to hosts that answer: the connects in flight were cut %s, from %d to %d at the lowest, and ended at %d\n",
+			c.Losses, engine.Plural(int(c.Losses), "connect"), times(c.Backoffs), c.MaxInFlight, c.LowestWindow, c.Window)
+	}
 	if d := stats.Datagrams; d.Backoffs > 0 {
-		fmt.Fprintf(stderr, "ofmprobe: UDP: answers came only after retries %d times (loss on the way): the window of queries in flight was cut %d times, to %d at the lowest, and ended at %d\n",
-			d.Backoffs, d.Backoffs, d.LowestWindow, d.Window)
+		fmt.Fprintf(stderr, "ofmprobe: UDP: answers came only after retries %s (loss on the way): the window of queries in flight was cut %s, to %d at the lowest, and ended at %d\n",
+			times(int(d.Backoffs)), times(int(d.Backoffs)), d.LowestWindow, d.Window)
 	}
 	if d := stats.Datagrams; d.KernelDrops > 0 || d.Pushbacks > 0 {
 		fmt.Fprintf(stderr, "ofmprobe: UDP: %d datagrams sent, %d answers; the kernel dropped %d answers for a full receive buffer and pushed back %d sends: lower --rate\n",
@@ -500,6 +504,17 @@ func watchSignals(ctx context.Context, s *engine.Engine, abort context.CancelFun
 		}
 	}()
 	return &interrupted
+}
+
+// times words a count of events: "once", "twice", "3 times".
+func times(n int) string {
+	switch n {
+	case 1:
+		return "once"
+	case 2:
+		return "twice"
+	}
+	return fmt.Sprintf("%d times", n)
 }
 
 // openOutput returns where the report goes and a function that finishes it: for a file in a whole-document format, a

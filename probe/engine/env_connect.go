@@ -38,6 +38,26 @@ func (e *Env) connector() (*connect.Connector, error) {
 	return e.conn.c, e.conn.err
 }
 
+// ConnectStats is what the scan's connector did: its counters and its congestion window.
+type ConnectStats = connect.Stats
+
+// connectStats returns the connector's counters; zero when no connect went through it.
+func (e *Env) connectStats() ConnectStats {
+	if e.conn.c == nil {
+		return ConnectStats{}
+	}
+	return e.conn.c.Stats()
+}
+
+// Lost reports a packet lost on the way to a host that answers (a port that answered only when tried again, a dial
+// to a port that had just accepted that met silence, a connection the kernel retransmitted on): the scan sends
+// more than the path carries, and the connector's congestion window is cut. Without a connector it does nothing.
+func (e *Env) Lost() {
+	if c, err := e.connector(); err == nil {
+		c.Lost()
+	}
+}
+
 func (e *Env) paceFunc() func(context.Context) error {
 	if e.limiter == nil {
 		return nil
@@ -101,13 +121,6 @@ func (e *Env) closeConnector() {
 	if e.conn.c != nil {
 		e.conn.c.Close()
 	}
-}
-
-func (e *Env) connectStats() connect.Stats {
-	if e.conn.c == nil {
-		return connect.Stats{}
-	}
-	return e.conn.c.Stats()
 }
 
 // waitingForSockets is the connect probes queued for a socket of the connector: hosts admitted beyond what the

@@ -109,8 +109,9 @@ type Config struct {
 	// error other than that cancellation ends the attempt with LocalError. Pushback retries are not paced again.
 	Pace func(ctx context.Context) error
 	// MaxInFlight bounds the sockets open at once; further attempts wait in the queue. Zero means
-	// DefaultMaxInFlight.
-	MaxInFlight int
+	// DefaultMaxInFlight. The congestion window (see window) keeps fewer in flight after losses, down to
+	// MinInFlight (zero: DefaultMinInFlight, or a sixteenth of MaxInFlight when that is less).
+	MaxInFlight, MinInFlight int
 
 	// socket, when set, replaces the opening of a socket for fault injection: it may return an errno or call open.
 	socket func(family int, open func() (int, error)) (int, error)
@@ -138,6 +139,13 @@ type Stats struct {
 	InFlight, PeakInFlight int
 	// Queued is the number of attempts waiting for the sender now.
 	Queued int
+	// Window is the congestion window now (connects allowed in flight), LowestWindow the smallest it was cut to,
+	// and Backoffs how often a loss cut it. Losses counts the loss signals: connections answered to a SYN the
+	// kernel sent again, and the losses the scan reported (Lost).
+	Window, LowestWindow, Backoffs int
+	Losses                         uint64
+	// MaxInFlight is the window's ceiling: Config.MaxInFlight.
+	MaxInFlight int
 }
 
 // Connector keeps every TCP connect of a scan in flight as a non-blocking socket in one epoll set.
@@ -164,6 +172,9 @@ type Connector struct {
 	gen      uint32
 	inFlight int
 	peak     int
+	win      window
+
+	losses atomic.Uint64
 
 	started, pushbacks atomic.Uint64
 	ended              [Canceled + 1]atomic.Uint64 // by Outcome
@@ -193,6 +204,9 @@ func Open(cfg Config) (*Connector, error) {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
+	if cfg.MinInFlight <= 0 {
+		cfg.MinInFlight = min(DefaultMinInFlight, max(1, cfg.MaxInFlight/windowSteps))
+	}
 	if cfg.pushbackRetries <= 0 {
 		cfg.pushbackRetries = 10
 	}
@@ -213,6 +227,7 @@ func Open(cfg Config) (*Connector, error) {
 		sendWake: make(chan struct{}, 1),
 		sendBuf:  make([]byte, errQueueBuffer),
 		poll:     p,
+		win:      newWindow(cfg.MaxInFlight, cfg.MinInFlight),
 	}
 	c.wg.Add(2)
 	go c.runSender()
@@ -262,8 +277,10 @@ func (c *Connector) Stats() Stats {
 		Canceled:    c.ended[Canceled].Load(),
 		Pushbacks:   c.pushbacks.Load(),
 	}
+	s.Losses = c.losses.Load()
 	c.mu.Lock()
 	s.InFlight, s.PeakInFlight, s.Queued = c.inFlight, c.peak, len(c.queue)-c.head
+	s.Window, s.LowestWindow, s.Backoffs, s.MaxInFlight = c.win.cwnd, c.win.lowest, c.win.backoffs, c.cfg.MaxInFlight
 	c.mu.Unlock()
 	return s
 }
@@ -341,7 +358,7 @@ func (c *Connector) next() *attempt {
 			c.mu.Unlock()
 			return nil
 		}
-		if c.head < len(c.queue) && c.inFlight < c.cfg.MaxInFlight {
+		if c.head < len(c.queue) && c.inFlight < c.win.cwnd {
 			p := c.queue[c.head]
 			c.queue[c.head] = nil
 			c.head++
@@ -459,10 +476,31 @@ func (c *Connector) sleep(t *time.Timer, d time.Duration) bool {
 	}
 }
 
-// end counts r and gives it to p's Done; the caller holds no lock.
+// end counts r, moves the congestion window on it and gives it to p's Done; the caller holds no lock.
 func (c *Connector) end(p *attempt, r Result) {
 	c.ended[r.Outcome].Add(1)
+	switch {
+	case r.Outcome == Connected && r.Retransmitted:
+		c.Lost()
+	case r.Outcome == Connected || r.Outcome == Refused:
+		c.mu.Lock()
+		grew := c.win.answered(r.RTT, c.now())
+		c.mu.Unlock()
+		if grew {
+			wake(c.sendWake)
+		}
+	}
 	p.done(r)
+}
+
+// Lost reports a loss on the way to a host that answers: a connect answered only to a later attempt, a port silent
+// at first that answered when it was tried again. It cuts the congestion window (see window), as a connection
+// answered only to a SYN the kernel sent again does.
+func (c *Connector) Lost() {
+	c.losses.Add(1)
+	c.mu.Lock()
+	c.win.lost(c.now())
+	c.mu.Unlock()
 }
 
 func validDestination(dst netip.AddrPort) bool {

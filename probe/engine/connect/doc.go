@@ -4,7 +4,7 @@
 // # Design
 //
 //  1. One sender. Connect never blocks: it queues the attempt. The sender goroutine takes the attempts in order
-//     while fewer than Config.MaxInFlight sockets are open (a counter; it waits when full), calls Config.Pace,
+//     while fewer sockets are open than the congestion window allows (a counter; it waits when full), calls Config.Pace,
 //     opens a socket (SOCK_STREAM, SOCK_NONBLOCK, SOCK_CLOEXEC) with IP_RECVERR or IPV6_RECVERR on, so that an
 //     ICMP error that ends the connect is queued with its type, code and offender, and calls connect. EINPROGRESS
 //     hands the socket to the poller; an immediate result ends the attempt. EMFILE, ENFILE, ENOBUFS, EADDRNOTAVAIL,
@@ -23,6 +23,16 @@
 //     sends a RST, so the probe leaves no TIME_WAIT here and no half-open connection there.
 //  5. Close cancels Pace, wakes and waits for both goroutines, closes every socket still in flight and the epoll
 //     set, and gives Canceled to every attempt queued or in flight.
+//
+// # Congestion window
+//
+// The window starts at Config.MaxInFlight, the socket budget. A loss on the way to a host that answers halves it: a
+// connection answered only to a SYN the kernel sent again (Result.Retransmitted), or a loss the scan reports with
+// Lost (a port that answered only when tried again, a dial to a port that had just accepted meeting silence). The
+// losses of one burst are one signal: it moves at most once per 200 ms, or two smoothed round trips when longer, and
+// never below Config.MinInFlight. Each such interval in which connects were answered, with no loss, gives a
+// sixteenth of the budget back (additive increase, multiplicative decrease). Timeouts move nothing: silence is a
+// firewall's doing as often as a loss. Stats reports the window, the lowest it was cut to and how often.
 //
 // # Outcomes
 //

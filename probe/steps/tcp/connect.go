@@ -184,6 +184,11 @@ func (p *probe) result(c engine.ConnectResult) {
 	if p.verifying && r.Reach() == engine.ReachAnswered {
 		r.Evidence += p.env.Recovered(r.Attempts)
 	}
+	if r.LostBefore || (p.verifying && r.Reach() == engine.ReachAnswered) {
+		// A SYN or its answer was lost on the way to a host that answers: the scan may be sending more than the
+		// path carries.
+		p.env.Lost()
+	}
 	p.done(*r)
 }
 

@@ -1,7 +1,10 @@
 package tcp_test
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
@@ -14,6 +17,7 @@ import (
 	"github.com/ofmprobe/ofmprobe/probe/status"
 	"github.com/ofmprobe/ofmprobe/probe/steps"
 	"github.com/ofmprobe/ofmprobe/probe/steps/tcp"
+	"github.com/ofmprobe/ofmprobe/probe/targets"
 )
 
 func TestTCPStatesOnLoopback(t *testing.T) {
@@ -104,5 +108,61 @@ func TestTCPAllSilentIsNotVerified(t *testing.T) {
 	}
 	if p, _ := h.Port(silent); p.State != status.Filtered || p.Attempts != 2 || strings.Contains(p.Evidence, "answered other probes") {
 		t.Errorf("got %+v, want filtered after 2 attempts, unverified", p)
+	}
+}
+
+// TestTCPRecoveredSilenceCutsTheWindow: a port that was silent (its accept queue full) and answers when its silence
+// is verified is a SYN lost on the way to a host that answers: the port is open, its evidence says it answered when
+// tried again, and the scan's connector cuts its congestion window once.
+func TestTCPRecoveredSilenceCutsTheWindow(t *testing.T) {
+	open := probetest.ListenOpen(t)
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
+	probetest.Must(t, err)
+	defer syscall.Close(fd)
+	probetest.Must(t, syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+	probetest.Must(t, syscall.Listen(fd, 0))
+	sa, _ := syscall.Getsockname(fd)
+	lossy := sa.(*syscall.SockaddrInet4).Port
+	for range 4 { // fill the accept queue: later SYNs are dropped
+		c, err := net.DialTimeout("tcp4", fmt.Sprintf("127.0.0.1:%d", lossy), 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		defer c.Close()
+	}
+	// After the first two attempts (300 ms and at least 100 ms), the queue drains: the verification gets through.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-stop:
+			return
+		}
+		for {
+			if nfd, _, err := syscall.Accept(fd); err == nil {
+				syscall.Close(nfd)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+
+	plan := probetest.Plan(t, steps.Config{Ports: []int{open, lossy}}, "tcp")
+	opts := probetest.Options(engine.Options{Retries: 1})
+	e, err := engine.New(plan, opts)
+	probetest.Must(t, err)
+	one := func(yield func(targets.Target) bool) { yield(targets.Target{Addr: netip.MustParseAddr("127.0.0.1")}) }
+	var h *engine.Host
+	stats := e.Run(context.Background(), probetest.SafeTargets(t, plan, opts, one), func(got *engine.Host) { h = got })
+	p, _ := h.Port(lossy)
+	if p.State != status.Open || !strings.Contains(p.Evidence, "its silence was verified") {
+		t.Fatalf("port %+v, want open after the verification", p)
+	}
+	if c := stats.Connects; c.Losses < 1 || c.Backoffs != 1 || c.Window != c.MaxInFlight/2 {
+		t.Errorf("connector %+v: want one loss cutting the window to half of %d", c, c.MaxInFlight)
 	}
 }
