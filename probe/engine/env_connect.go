@@ -69,14 +69,24 @@ func (e *Env) paceFunc() func(context.Context) error {
 // calls done with the result, from another goroutine. Through the connector it holds a socket but no goroutine while it waits; elsewhere (other
 // systems, a test's scripted dialer) it dials on a goroutine of its own, within the socket budget.
 func (e *Env) ConnectProbe(ctx context.Context, addr netip.Addr, port uint16, timeout time.Duration, done func(ConnectResult)) {
-	e.ConnectProbeTTL(ctx, addr, port, 0, timeout, done)
+	e.connectProbe(ctx, addr, port, 0, timeout, nil, done)
+}
+
+// ConnectProbeStarted is ConnectProbe that calls started when the connect leaves (not while it waits for a
+// socket), so that the caller's own timer for it starts as its timeout does.
+func (e *Env) ConnectProbeStarted(ctx context.Context, addr netip.Addr, port uint16, timeout time.Duration, started func(), done func(ConnectResult)) {
+	e.connectProbe(ctx, addr, port, 0, timeout, started, done)
 }
 
 // ConnectProbeTTL is ConnectProbe with the SYN's time to live set to ttl (0: the system's), for finding the hop
 // where a port is dropped. Only the connector sets a TTL; elsewhere ttl is ignored.
 func (e *Env) ConnectProbeTTL(ctx context.Context, addr netip.Addr, port uint16, ttl int, timeout time.Duration, done func(ConnectResult)) {
+	e.connectProbe(ctx, addr, port, ttl, timeout, nil, done)
+}
+
+func (e *Env) connectProbe(ctx context.Context, addr netip.Addr, port uint16, ttl int, timeout time.Duration, started func(), done func(ConnectResult)) {
 	if c, err := e.connector(); err == nil {
-		c.Connect(connect.Attempt{Dst: netip.AddrPortFrom(addr, port), Timeout: timeout, TTL: ttl, Done: done})
+		c.Connect(connect.Attempt{Dst: netip.AddrPortFrom(addr, port), Timeout: timeout, TTL: ttl, Started: started, Done: done})
 		return
 	}
 	go func() {
@@ -85,6 +95,9 @@ func (e *Env) ConnectProbeTTL(ctx context.Context, addr netip.Addr, port uint16,
 			return
 		}
 		defer e.release()
+		if started != nil {
+			started()
+		}
 		conn, rtt, err := e.dialTCP(ctx, addr, port, timeout)
 		if err == nil {
 			conn.Close()

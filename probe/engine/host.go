@@ -42,6 +42,9 @@ type PortResult struct {
 	// attempt had waited: either way the path lost a packet (not merely delayed one).
 	Retransmitted bool `json:"-"`
 	LostBefore    bool `json:"-"`
+	// Late says the answer came to the first attempt after its timeout, while the retry was under way: the path is
+	// slow, not lossy. The evidence says so.
+	Late bool `json:"-"`
 }
 
 // LostBefore reports whether an answer in rtt, after an attempt that waited waited in silence, shows a loss: the

@@ -81,6 +81,10 @@ type Attempt struct {
 	// TTL, when set, is the IP time to live (IPv6 hop limit) of the SYN: a router where it runs out answers with ICMP
 	// time exceeded, which ends the attempt as Unreachable with that ICMP and the router as offender.
 	TTL int
+	// Started, when set, is called once the connect call was made and its socket waits (not for a connect that
+	// ended at once, nor for one that waited in the queue and was canceled): a timer of the caller's own for the
+	// attempt starts there, as the attempt's Timeout does, not while it waited for a free slot. It must not block.
+	Started func()
 	// Done receives the result, exactly once, on one of the connector's goroutines (from Connect itself when the
 	// connector is already closed, from Close for Canceled). It must not block and must not call Close; it may call
 	// Connect.
@@ -184,6 +188,7 @@ type Connector struct {
 type attempt struct {
 	dst     netip.AddrPort
 	done    func(Result)
+	started func()
 	timeout int64 // nanoseconds
 	ttl     int
 	start   int64 // nanoseconds since Connector.epoch of the connect call
@@ -247,6 +252,7 @@ func (c *Connector) Connect(a Attempt) {
 	p := &attempt{
 		dst:     netip.AddrPortFrom(a.Dst.Addr().Unmap(), a.Dst.Port()),
 		done:    a.Done,
+		started: a.Started,
 		timeout: int64(a.Timeout),
 		ttl:     a.TTL,
 		fd:      -1,
@@ -443,6 +449,9 @@ func (c *Connector) start(p *attempt, backoff *time.Timer) {
 		delay = min(2*delay, 50*time.Millisecond)
 	}
 	if err == syscall.EINPROGRESS {
+		if p.started != nil {
+			p.started()
+		}
 		c.watch(p, fd)
 		return
 	}

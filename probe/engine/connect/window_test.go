@@ -121,3 +121,30 @@ func TestWindowBoundsInFlight(t *testing.T) {
 		t.Errorf("after answers: window %d, lowest %d; want %d and %d", s.Window, s.LowestWindow, limit, limit/2)
 	}
 }
+
+// TestStartedWhenTheConnectLeaves: Started is called when the connect call was made, not when the attempt was
+// queued: an attempt that waits for a free slot starts its caller's timer only once it has one.
+func TestStartedWhenTheConnectLeaves(t *testing.T) {
+	c := open(t, Config{MaxInFlight: 1})
+	silent := silentPort(t)
+	queued := time.Now()
+	var mu sync.Mutex
+	var started [2]time.Duration
+	r := newResults(t, 2)
+	for i := range 2 {
+		c.Connect(Attempt{Dst: silent, Timeout: 200 * time.Millisecond, Done: r.done(i), Started: func() {
+			mu.Lock()
+			started[i] = time.Since(queued)
+			mu.Unlock()
+		}})
+	}
+	r.wait(10 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if started[0] == 0 || started[0] > 100*time.Millisecond {
+		t.Errorf("the first attempt started after %v", started[0])
+	}
+	if started[1] < 200*time.Millisecond {
+		t.Errorf("the second attempt, queued behind the first, started after %v: before it had a socket", started[1])
+	}
+}

@@ -246,7 +246,7 @@ func nodeStatusResult(r datagram.Result, timeout time.Duration) *NodeStatus {
 	case datagram.Silent:
 		ns.State = status.OpenFiltered
 		ns.Evidence = fmt.Sprintf("%s: open|filtered, no answer to %d %s of %s (silence is not proof of filtering)",
-			prefix, r.Attempts, map[bool]string{true: "query", false: "queries"}[r.Attempts == 1], timeout)
+			prefix, r.Attempts, map[bool]string{true: "query", false: "queries"}[r.Attempts == 1], timeout.Round(time.Millisecond))
 		return ns
 	}
 	if st, evidence, ok := udp.Final(prefix, r); ok {

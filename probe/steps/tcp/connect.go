@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
@@ -49,6 +50,13 @@ func Probe(ctx context.Context, env *engine.Env, h *engine.Host, port int, done 
 	p.attempt()
 }
 
+// A late answer. The first attempt's socket stays open while the retry runs: at its timeout the probe goes on as if
+// it had met silence (the retry leaves), but an answer that then comes to the first SYN still decides the port. It
+// was late, not lost: the port is reported from it, its round trip is a sample that lengthens the host's timeouts,
+// and it is no loss. An answer to the retry while the first socket still waits is the sign of a loss: the first SYN
+// or its answer did not arrive in all that time. nmap keeps a probe outstanding past its timeout the same way. The
+// retry's socket is the only extra cost: the whole wait stays the sum of the attempts' timeouts.
+
 // Verifying silence. A port silent through its retries on a host that answered on another TCP port is tried again
 // before it is called filtered, after a short pause, each time with the scan's full timeout (long enough for the
 // kernel's own SYN retransmission at 1 s): VerifyTries more attempts, or LossyVerifyTries when one of the host's
@@ -85,15 +93,32 @@ type probe struct {
 	verified  int
 	waited    time.Duration
 	done      func(engine.PortResult)
+	// first is the first attempt's soft timeout, when its socket waits on through the retry (grace); decided makes
+	// the first of the two ways to an end (the probe's own, a late answer to the first attempt) the only one.
+	first   *time.Timer
+	grace   time.Duration
+	sent    atomic.Int32 // attempts made, for a late answer's result
+	decided atomic.Bool
+}
+
+// finish hands r on, unless the probe already ended (a late answer to the first attempt won).
+func (p *probe) finish(r engine.PortResult) {
+	if p.decided.CompareAndSwap(false, true) {
+		p.done(r)
+	}
 }
 
 func (p *probe) attempt() {
+	if p.decided.Load() {
+		return // a late answer to the first attempt decided the port
+	}
 	if p.ctx.Err() != nil {
 		p.r.State, p.r.Evidence = status.Error, fmt.Sprintf("tcp %d: scan cancelled", p.r.Port)
-		p.done(p.r)
+		p.finish(p.r)
 		return
 	}
 	p.r.Attempts++
+	p.sent.Store(int32(p.r.Attempts))
 	switch {
 	case p.r.Attempts == 1:
 		p.timeout = p.env.ConnectTimeout(p.h)
@@ -106,40 +131,68 @@ func (p *probe) attempt() {
 		p.timeouts[p.tried] = p.timeout
 		p.tried++
 	}
+	if p.r.Attempts == 1 && p.env.Retries() > 0 {
+		// The first socket waits on through the retry: as long again as the retry will (see "A late answer").
+		// The soft timeout starts when the SYN leaves, as the connect's own timeout does, not while the connect
+		// waits for a socket.
+		p.grace = p.env.RetryConnectTimeout(p.h, p.timeout)
+		soft := p.timeout
+		p.first = time.AfterFunc(time.Hour, p.firstSilent)
+		p.env.ConnectProbeStarted(p.ctx, p.h.Addr, uint16(p.r.Port), soft+p.grace, func() { p.first.Reset(soft) }, p.firstResult)
+		return
+	}
 	p.env.ConnectProbe(p.ctx, p.h.Addr, uint16(p.r.Port), p.timeout, p.result)
+}
+
+// firstSilent is the first attempt's timeout, while its socket waits on: the probe goes on as after silence.
+func (p *probe) firstSilent() {
+	p.result(engine.ConnectResult{Outcome: connect.TimedOut, RTT: p.timeouts[0]})
+}
+
+// firstResult is the end of the first attempt's socket: before its timeout, the attempt's result; after it, a late
+// answer that decides the port unless the probe ended first, or the end of the grace, which changes nothing.
+func (p *probe) firstResult(c engine.ConnectResult) {
+	if p.first.Stop() {
+		p.result(c)
+		return
+	}
+	if p.decided.Load() {
+		return
+	}
+	r := engine.PortResult{Port: p.r.Port, Protocol: "tcp", Attempts: int(p.sent.Load())}
+	if !p.decide(&r, c) {
+		return // silence through the grace too (or a local failure): the probe's own attempts decide
+	}
+	if c.Retransmitted {
+		// Answered to a SYN the kernel sent again: the first was lost, and the connector counted the loss.
+		p.finish(r)
+		return
+	}
+	if r.State == status.Open || r.State == status.Closed {
+		p.env.SampleRTT(p.h, c.RTT)
+	}
+	// An answer inside the timeout that reached the probe only after its timer (a loaded machine) is on time.
+	if c.RTT >= p.timeouts[0] {
+		r.Late = true
+		r.Evidence += fmt.Sprintf(", late: the answer to the first attempt came after its %s timeout, while the retry was under way", p.timeouts[0].Round(time.Millisecond))
+	}
+	p.finish(r)
 }
 
 // result decides the port from one attempt, or makes the next.
 func (p *probe) result(c engine.ConnectResult) {
+	if p.decided.Load() {
+		return // a late answer to the first attempt decided the port
+	}
 	r, port := &p.r, p.r.Port
 	first := r.Attempts == 1
-	switch c.Outcome {
-	case connect.Connected:
-		r.State, r.RTT, r.Retransmitted = status.Open, c.RTT, c.Retransmitted
-		r.Evidence = fmt.Sprintf("tcp %d: open, connected in %s", port, engine.FormatRTT(c.RTT))
-		if first {
+	switch {
+	case p.decide(r, c):
+		// Karn's rule: a connection answered to a SYN the kernel sent again says nothing of the round trip.
+		if first && (r.State == status.Open || r.State == status.Closed) && !c.Retransmitted {
 			p.env.SampleRTT(p.h, c.RTT)
 		}
-	case connect.Refused:
-		r.State, r.RTT = status.Closed, c.RTT
-		r.Evidence = fmt.Sprintf("tcp %d: closed, connection refused in %s", port, engine.FormatRTT(c.RTT))
-		if first {
-			p.env.SampleRTT(p.h, c.RTT)
-		}
-	case connect.Unreachable:
-		r.RTT = c.RTT
-		m := c.ICMP.Status()
-		if st, firewall := status.FromICMP(m); firewall && st == status.Filtered {
-			r.State, r.Rejected, r.RejectedBy = status.Filtered, true, m.Offender
-			r.Evidence = fmt.Sprintf("tcp %d: filtered, rejected by a firewall (%s)", port, status.ICMPText(m))
-			break
-		}
-		r.State = status.Unreachable
-		r.Evidence = fmt.Sprintf("tcp %d: unreachable, %s after %s%s", port, engine.ErrnoText(c.Err), engine.FormatRTT(c.RTT), offender(m, p.h))
-	case connect.Denied:
-		r.State = status.Filtered
-		r.Evidence = fmt.Sprintf("tcp %d: filtered, this machine's own firewall refused the connect", port)
-	case connect.TimedOut:
+	case c.Outcome == connect.TimedOut:
 		if p.ctx.Err() != nil {
 			r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: scan cancelled", port)
 			break
@@ -166,12 +219,12 @@ func (p *probe) result(c engine.ConnectResult) {
 			return
 		}
 		p.filtered()
-	case connect.LocalError:
+	case c.Outcome == connect.LocalError:
 		// This machine ran short (file descriptors, buffers, ports) through every retry: not an attempt on the
 		// host, and not a property of it.
 		r.Attempts--
 		r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: this machine ran out of resources: %v", port, c.Err)
-	case connect.Canceled:
+	case c.Outcome == connect.Canceled:
 		r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: scan cancelled", port)
 	default:
 		r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: %v", port, c.Err)
@@ -189,17 +242,51 @@ func (p *probe) result(c engine.ConnectResult) {
 		// path carries.
 		p.env.Lost()
 	}
-	p.done(*r)
+	p.finish(*r)
+}
+
+// decide sets r from an attempt that got a decisive answer (a connection, a refusal, an ICMP error, this machine's
+// firewall) and reports whether it did; silence, local failures and cancellation are left to the caller.
+func (p *probe) decide(r *engine.PortResult, c engine.ConnectResult) bool {
+	port := r.Port
+	switch c.Outcome {
+	case connect.Connected:
+		r.State, r.RTT, r.Retransmitted = status.Open, c.RTT, c.Retransmitted
+		r.Evidence = fmt.Sprintf("tcp %d: open, connected in %s", port, engine.FormatRTT(c.RTT))
+	case connect.Refused:
+		r.State, r.RTT = status.Closed, c.RTT
+		r.Evidence = fmt.Sprintf("tcp %d: closed, connection refused in %s", port, engine.FormatRTT(c.RTT))
+	case connect.Unreachable:
+		r.RTT = c.RTT
+		m := c.ICMP.Status()
+		if st, firewall := status.FromICMP(m); firewall && st == status.Filtered {
+			r.State, r.Rejected, r.RejectedBy = status.Filtered, true, m.Offender
+			r.Evidence = fmt.Sprintf("tcp %d: filtered, rejected by a firewall (%s)", port, status.ICMPText(m))
+			break
+		}
+		r.State = status.Unreachable
+		r.Evidence = fmt.Sprintf("tcp %d: unreachable, %s after %s%s", port, engine.ErrnoText(c.Err), engine.FormatRTT(c.RTT), offender(m, p.h))
+	case connect.Denied:
+		r.State = status.Filtered
+		r.Evidence = fmt.Sprintf("tcp %d: filtered, this machine's own firewall refused the connect", port)
+	default:
+		return false
+	}
+	return true
 }
 
 // decideSilence is called when a port's attempts are spent in silence. A host that answered another probe gets the
 // port verified; while the host's other first probes still run, it waits for them (their answers are part of the
 // evidence); a host that answered nothing keeps the port filtered.
 func (p *probe) decideSilence() {
+	if p.decided.Load() {
+		p.h.UnparkSilence() // a late answer to the first attempt decided the port
+		return
+	}
 	if p.ctx.Err() != nil {
 		p.h.UnparkSilence()
 		p.r.State, p.r.Evidence = status.Error, fmt.Sprintf("tcp %d: scan cancelled", p.r.Port)
-		p.done(p.r)
+		p.finish(p.r)
 		return
 	}
 	v := p.h.Peers()
@@ -231,7 +318,7 @@ func (p *probe) decideSilence() {
 		return
 	}
 	p.filtered()
-	p.done(p.r)
+	p.finish(p.r)
 }
 
 // filtered calls the port filtered after its attempts met silence.

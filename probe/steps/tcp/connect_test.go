@@ -166,3 +166,29 @@ func TestTCPRecoveredSilenceCutsTheWindow(t *testing.T) {
 		t.Errorf("connector %+v: want one loss cutting the window to half of %d", c, c.MaxInFlight)
 	}
 }
+
+// TestTCPLateAnswerToTheFirstAttempt: the first connect answers after its timeout, while the retry is under way. The
+// port is open from that answer, late and not lost: its evidence says so, and it is no loss.
+func TestTCPLateAnswerToTheFirstAttempt(t *testing.T) {
+	d := &probetest.ScriptedDialer{Script: func(n int, _ string) error {
+		if n == 1 {
+			time.Sleep(350 * time.Millisecond) // after the 300 ms timeout, within the retry's wait
+			return nil
+		}
+		time.Sleep(time.Second) // the retry meets silence
+		return os.NewSyscallError("connect", syscall.ETIMEDOUT)
+	}}
+	start := time.Now()
+	h := probetest.Scan(t, steps.Config{Ports: []int{445}}, engine.Options{Dialer: d, Retries: 1}, "198.18.0.10", "tcp")
+	p, _ := h.Port(445)
+	if p.State != status.Open || !p.Late || p.LostBefore || p.AnsweredOnRetry() || p.Attempts != 2 ||
+		!strings.Contains(p.Evidence, "late: the answer to the first attempt came after its 300ms timeout, while the retry was under way") {
+		t.Errorf("got %+v, want open from the late first answer", p)
+	}
+	if took := time.Since(start); took > 900*time.Millisecond {
+		t.Errorf("the late answer took %s to decide the port: the probe waited for the retry", took)
+	}
+	if d.Calls.Load() != 2 {
+		t.Errorf("dialled %d times, want the first attempt and its retry", d.Calls.Load())
+	}
+}

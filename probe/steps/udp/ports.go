@@ -122,7 +122,7 @@ func portResult(port int, r datagram.Result, timeout time.Duration) engine.PortR
 	if r.Outcome == datagram.Silent {
 		pr.State = status.OpenFiltered
 		pr.Evidence = fmt.Sprintf("%s: open|filtered, no answer and no ICMP error to %d %s of %s (no safe query exists for this port)",
-			prefix, r.Attempts, engine.Plural(r.Attempts, "datagram"), timeout)
+			prefix, r.Attempts, engine.Plural(r.Attempts, "datagram"), timeout.Round(time.Millisecond))
 		return pr
 	}
 	pr.State, pr.Evidence = status.Error, LocalFailure(prefix, r)
