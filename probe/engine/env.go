@@ -392,6 +392,26 @@ func (e *Env) RetryConnectTimeout(h *Host, first time.Duration) time.Duration {
 	return min(first, max(est, e.opts.Timeout/3))
 }
 
+// LateAnswerGrace is how long a connect's first attempt to h keeps its socket open past its timeout first, while the
+// retry runs, for a late answer: as long as the retry waits. It is zero where the round trips measured (h's, or
+// before it has answered, the scan's) are under a quarter of first: on such a path an answer after the timeout is a
+// loss that the kernel's own retransmission made up for (which the connector counts), not a slow answer, and a
+// second socket per silent port would cost the scan's socket budget for nothing. Without any measurement yet it is
+// the retry's wait: the network is unknown.
+func (e *Env) LateAnswerGrace(h *Host, first time.Duration) time.Duration {
+	est, ok := time.Duration(0), false
+	if h != nil {
+		est, ok = h.rtt.estimate()
+	}
+	if !ok {
+		est, ok = e.rtt.estimate()
+	}
+	if ok && 4*est < first {
+		return 0
+	}
+	return e.RetryConnectTimeout(h, first)
+}
+
 // UDPTimeoutFor is the wait for one UDP try to h, adapted as ConnectTimeout is, from --udp-timeout.
 func (e *Env) UDPTimeoutFor(h *Host) time.Duration {
 	return adaptiveTimeout(h, &e.rtt, e.opts.UDPTimeout)

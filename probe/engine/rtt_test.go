@@ -73,3 +73,34 @@ func TestRetryConnectTimeout(t *testing.T) {
 		t.Errorf("steady 600ms host: %s, want about 600ms", got)
 	}
 }
+
+// TestLateAnswerGrace: the first connect waits on past its timeout only where a late answer is plausible: nothing
+// measured yet, or round trips within a quarter of the timeout; a fast path gets none.
+func TestLateAnswerGrace(t *testing.T) {
+	e := &Env{opts: Options{Timeout: 1500 * time.Millisecond}}
+	first := 1500 * time.Millisecond
+	if got := e.LateAnswerGrace(&Host{}, first); got != first {
+		t.Errorf("nothing measured: %s, want the retry's wait %s", got, first)
+	}
+	fast := &Host{}
+	for range 5 {
+		fast.rtt.Sample(2 * time.Millisecond)
+	}
+	if got := e.LateAnswerGrace(fast, first); got != 0 {
+		t.Errorf("a host that answers in 2 ms: %s, want none", got)
+	}
+	slow := &Host{}
+	for range 40 {
+		slow.rtt.Sample(500 * time.Millisecond)
+	}
+	if got := e.LateAnswerGrace(slow, first); got < 500*time.Millisecond {
+		t.Errorf("a host that answers in 500 ms: %s, want the retry's wait", got)
+	}
+	// A host with no answers of its own follows the scan.
+	for range 5 {
+		e.rtt.Sample(time.Millisecond)
+	}
+	if got := e.LateAnswerGrace(&Host{}, first); got != 0 {
+		t.Errorf("a fast scan: %s, want none", got)
+	}
+}

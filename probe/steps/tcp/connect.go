@@ -55,7 +55,9 @@ func Probe(ctx context.Context, env *engine.Env, h *engine.Host, port int, done 
 // was late, not lost: the port is reported from it, its round trip is a sample that lengthens the host's timeouts,
 // and it is no loss. An answer to the retry while the first socket still waits is the sign of a loss: the first SYN
 // or its answer did not arrive in all that time. nmap keeps a probe outstanding past its timeout the same way. The
-// retry's socket is the only extra cost: the whole wait stays the sum of the attempts' timeouts.
+// retry's socket is the only extra cost: the whole wait stays the sum of the attempts' timeouts. Where the measured
+// round trips are far shorter than the timeout (Env.LateAnswerGrace), a late answer is not plausible and the first
+// socket closes at its timeout, as before.
 
 // Verifying silence. A port silent through its retries on a host that answered on another TCP port is tried again
 // before it is called filtered, after a short pause, each time with the scan's full timeout (long enough for the
@@ -132,10 +134,12 @@ func (p *probe) attempt() {
 		p.tried++
 	}
 	if p.r.Attempts == 1 && p.env.Retries() > 0 {
+		p.grace = p.env.LateAnswerGrace(p.h, p.timeout)
+	}
+	if p.grace > 0 && p.r.Attempts == 1 {
 		// The first socket waits on through the retry: as long again as the retry will (see "A late answer").
 		// The soft timeout starts when the SYN leaves, as the connect's own timeout does, not while the connect
 		// waits for a socket.
-		p.grace = p.env.RetryConnectTimeout(p.h, p.timeout)
 		soft := p.timeout
 		p.first = time.AfterFunc(time.Hour, p.firstSilent)
 		p.env.ConnectProbeStarted(p.ctx, p.h.Addr, uint16(p.r.Port), soft+p.grace, func() { p.first.Reset(soft) }, p.firstResult)
