@@ -379,13 +379,7 @@ func (e *Env) ConnectTimeout(h *Host) time.Duration {
 // answers slowly has had its chance; the retry is there for a lost SYN or a lost answer, which the next round trip
 // shows. Without any estimate the retry waits as long as the first.
 func (e *Env) RetryConnectTimeout(h *Host, first time.Duration) time.Duration {
-	est, ok := time.Duration(0), false
-	if h != nil {
-		est, ok = h.rtt.estimate()
-	}
-	if !ok {
-		est, ok = e.rtt.estimate()
-	}
+	est, ok := e.estimate(h)
 	if !ok {
 		return first
 	}
@@ -399,17 +393,21 @@ func (e *Env) RetryConnectTimeout(h *Host, first time.Duration) time.Duration {
 // second socket per silent port would cost the scan's socket budget for nothing. Without any measurement yet it is
 // the retry's wait: the network is unknown.
 func (e *Env) LateAnswerGrace(h *Host, first time.Duration) time.Duration {
-	est, ok := time.Duration(0), false
-	if h != nil {
-		est, ok = h.rtt.estimate()
-	}
-	if !ok {
-		est, ok = e.rtt.estimate()
-	}
-	if ok && 4*est < first {
+	if est, ok := e.estimate(h); ok && 4*est < first {
 		return 0
 	}
 	return e.RetryConnectTimeout(h, first)
+}
+
+// estimate is srtt + 4·rttvar of h's round trips, or of the scan's before h has given any; ok is false without a
+// sample.
+func (e *Env) estimate(h *Host) (time.Duration, bool) {
+	if h != nil {
+		if est, ok := h.rtt.estimate(); ok {
+			return est, true
+		}
+	}
+	return e.rtt.estimate()
 }
 
 // UDPTimeoutFor is the wait for one UDP try to h, adapted as ConnectTimeout is, from --udp-timeout.
