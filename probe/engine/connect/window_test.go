@@ -1,9 +1,13 @@
 package connect
 
 import (
+	"net"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const ms = int64(time.Millisecond)
@@ -146,5 +150,62 @@ func TestStartedWhenTheConnectLeaves(t *testing.T) {
 	}
 	if started[1] < 200*time.Millisecond {
 		t.Errorf("the second attempt, queued behind the first, started after %v: before it had a socket", started[1])
+	}
+}
+
+// TestRetransmittedSYNIsALoss loses a SYN for real: the listener's accept queue is full, so the kernel drops the
+// first SYN; the queue is drained before the kernel sends the SYN again (1 s later), which is answered. The
+// connection is Connected with Retransmitted set (TCP_INFO's round-trip sample is the second SYN's, far shorter
+// than the wait), and the connector counts the loss and cuts its window.
+func TestRetransmittedSYNIsALoss(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	dst := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(sa.(*unix.SockaddrInet4).Port))
+	for range 4 { // fill the accept queue: later SYNs are dropped
+		c, err := net.DialTimeout("tcp4", dst.String(), 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		defer c.Close()
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-time.After(400 * time.Millisecond): // after the first SYN, before the kernel sends it again
+		case <-stop:
+			return
+		}
+		for {
+			if nfd, _, err := unix.Accept(fd); err == nil {
+				unix.Close(nfd)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	c := open(t, Config{MaxInFlight: 64})
+	r := newResults(t, 1)
+	c.Connect(Attempt{Dst: dst, Timeout: 3 * time.Second, Done: r.done(0)})
+	r.wait(10 * time.Second)
+	got := r.got[0]
+	if got.Outcome != Connected || !got.Retransmitted || got.RTT < 900*time.Millisecond {
+		t.Fatalf("got %+v, want connected to the second SYN, about 1 s after the first", got)
+	}
+	if s := c.Stats(); s.Losses != 1 || s.Backoffs != 1 || s.Window != 32 {
+		t.Errorf("stats %+v: want the loss counted and the window halved", s)
 	}
 }
