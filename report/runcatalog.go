@@ -2,8 +2,11 @@ package report
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
+	"github.com/ofmprobe/ofmprobe/probe/engine"
+	"github.com/ofmprobe/ofmprobe/probe/steps"
 )
 
 // CatalogProfile is a profile as a report's run record carries it: each requirement's text, written once for the
@@ -94,4 +97,26 @@ func fillLegacy(raw []byte, h *HostRecord) error {
 		}
 	}
 	return nil
+}
+
+// NewRun is the run record of a scan: its settings as the plan (cfg) and the engine (opts) took them, the profiles'
+// requirements and the catalog's port table. Settings that belong to the command line alone (a shard, --steps)
+// are the caller's to add.
+func NewRun(version string, started time.Time, vantage []string, profiles []catalog.Profile, ports []catalog.Port, cfg steps.Config, opts engine.Options) Run {
+	ids := make([]string, len(profiles))
+	for i, p := range profiles {
+		ids[i] = p.ID
+	}
+	return Run{
+		Tool: "ofmprobe", Version: version, Started: started.UTC(), Vantage: vantage, Profiles: ids,
+		Options: RunOptions{
+			Ports: nonNil(cfg.Ports), UDPPorts: nonNil(cfg.UDPPorts),
+			TimeoutMS: float64(opts.Timeout) / float64(time.Millisecond), Retries: opts.Retries,
+			UDPTimeoutMS: float64(opts.UDPTimeout) / float64(time.Millisecond), UDPRetries: opts.UDPRetries,
+			Concurrency: opts.Sockets, PerHost: opts.PerHost, OFMPort: cfg.OFMPort, Rate: opts.Rate,
+			HostsInFlight: opts.HostsInFlight, Hops: cfg.MaxHops,
+		},
+		Catalog:   CatalogOf(profiles),
+		PortTable: ports,
+	}
 }

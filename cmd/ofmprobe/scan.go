@@ -316,10 +316,11 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if opts.hostsInFlight < 0 {
 		return usageErrorf("--hosts-in-flight %d must be at least 1 (or 0 for the default)", opts.hostsInFlight)
 	}
-	scanner, err := engine.New(plan, engine.Options{
+	engineOpts := engine.Options{
 		Timeout: opts.timeout, Retries: opts.retries, UDPTimeout: opts.udpTimeout, UDPRetries: opts.udpRetries,
 		Sockets: budget, PerHost: opts.perHost, HostsInFlight: opts.hostsInFlight, Rate: opts.rate,
-	})
+	}
+	scanner, err := engine.New(plan, engineOpts)
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
@@ -331,17 +332,8 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	ropts := reportOptions(stdout, opts.stdoutIsTerm && (opts.output == "" || opts.output == "-"))
 	ropts.All = opts.all
 	w, _ := report.NewWithOptions(opts.format, out, ropts)
-	run := report.Run{
-		Tool: "ofmprobe", Version: version, Started: time.Now().UTC(), Vantage: vantageAddresses(), Profiles: profileIDs(profiles),
-		Options: report.RunOptions{
-			Ports: nonNil(ports), UDPPorts: nonNil(catalog.UDPPorts(profiles)), TimeoutMS: float64(opts.timeout) / float64(time.Millisecond), Retries: opts.retries,
-			UDPTimeoutMS: float64(opts.udpTimeout) / float64(time.Millisecond), UDPRetries: opts.udpRetries,
-			Concurrency: budget, PerHost: opts.perHost, OFMPort: opts.ofmPort, Rate: opts.rate, Shard: opts.shard, Seed: opts.seed,
-			Steps: splitList(opts.steps), HostsInFlight: opts.hostsInFlight, Hops: opts.hops,
-		},
-		Catalog:   report.CatalogOf(profiles),
-		PortTable: cat.Ports,
-	}
+	run := report.NewRun(version, time.Now(), vantageAddresses(), profiles, cat.Ports, stepCfg, engineOpts)
+	run.Options.Shard, run.Options.Seed, run.Options.Steps = opts.shard, opts.seed, splitList(opts.steps)
 	if err := w.Begin(run); err != nil {
 		finish(false)
 		return fmt.Errorf("write report: %w", err)
@@ -590,14 +582,6 @@ func selectProfiles(cat *catalog.Catalog, ids []string) ([]catalog.Profile, erro
 	return out, nil
 }
 
-func profileIDs(ps []catalog.Profile) []string {
-	ids := make([]string, len(ps))
-	for i, p := range ps {
-		ids[i] = p.ID
-	}
-	return ids
-}
-
 // credentials builds the share check's logon from --user, --domain and the password from --password-file or
 // OFMPROBE_PASSWORD. Without --user the check logs on as guest. Errors never quote the password or the file's content.
 func credentials(opts scanOptions) (*smb.Credentials, error) {
@@ -629,14 +613,6 @@ func credentials(opts scanOptions) (*smb.Credentials, error) {
 		return nil, usageErrorf("--user %s needs a password: --password-file FILE or OFMPROBE_PASSWORD", opts.user)
 	}
 	return smb.NewCredentials(opts.user, opts.domain, password, opts.maxAuthFailures), nil
-}
-
-// nonNil makes an empty list print as [] rather than null.
-func nonNil(s []int) []int {
-	if s == nil {
-		return []int{}
-	}
-	return s
 }
 
 // splitList flattens repeated and comma-separated flag values.

@@ -91,25 +91,9 @@ func (m *module) run(ctx context.Context, tgts iter.Seq[targets.Target], sockets
 
 // runInfo is the report's run record for a run of this module.
 func (m *module) runInfo(version string, started time.Time, vantage []string) report.Run {
-	profiles := []catalog.Profile{m.profile}
-	return report.Run{
-		Tool: "ofmprobe", Version: version, Started: started.UTC(), Vantage: vantage, Profiles: []string{m.profile.ID},
-		Options: report.RunOptions{
-			Ports: nonNil(m.steps.Ports), UDPPorts: nonNil(m.steps.UDPPorts),
-			TimeoutMS: float64(m.opts.Timeout) / float64(time.Millisecond), Retries: m.opts.Retries,
-			UDPTimeoutMS: float64(m.opts.UDPTimeout) / float64(time.Millisecond), UDPRetries: m.opts.UDPRetries,
-			PerHost: m.opts.PerHost, OFMPort: m.steps.OFMPort, Steps: m.cfg.Steps, Hops: m.steps.MaxHops,
-		},
-		Catalog:   report.CatalogOf(profiles),
-		PortTable: m.cat.Ports,
-	}
-}
-
-func nonNil(s []int) []int {
-	if s == nil {
-		return []int{}
-	}
-	return s
+	run := report.NewRun(version, started, vantage, []catalog.Profile{m.profile}, m.cat.Ports, m.steps, m.opts)
+	run.Options.Steps = m.cfg.Steps
+	return run
 }
 
 // credentialSource is a credentials file's content; new makes a fresh guard-counted copy of it.
