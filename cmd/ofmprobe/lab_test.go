@@ -178,19 +178,7 @@ func TestLabSweep24(t *testing.T) {
 	if len(doc.Hosts) != 256 || doc.Summary.Hosts != 256 {
 		t.Fatalf("%d hosts in the report (summary %d), want all 256 addresses of the /24", len(doc.Hosts), doc.Summary.Hosts)
 	}
-	var problems []string
-	for _, h := range doc.Hosts {
-		if _, skip := labUnchecked[h.Address]; skip {
-			continue
-		}
-		want, known := labTruth[h.Address]
-		if !known {
-			// Nobody owns the other addresses: no ARP answer, so every probe is unreachable and so is the host.
-			want = noHost
-		}
-		problems = append(problems, checkHost(h, want)...)
-	}
-	reportProblems(t, problems)
+	reportProblems(t, checkLab24(doc.Hosts))
 
 	// The same sweep as a table (ofmprobe report, from the JSON): one screen of about 30 lines, the addresses that
 	// did not answer folded into one, then the causes.
@@ -1038,4 +1026,46 @@ func TestLabLossy2TenRuns(t *testing.T) {
 	if backedOff == 0 {
 		t.Errorf("in none of %d runs did the scan report that its TCP window backed off for the loss", runs)
 	}
+}
+
+// TestLabSYNProbes runs the lab's truths with --syn: the /24 of named hosts (every port state, name and grade), the
+// routed host's firewall (each ICMP rejection with the router's address, read from the raw ICMP socket rather than a
+// socket's error queue), and the bulk /20, which the SYN prober covers without a socket per probe.
+func TestLabSYNProbes(t *testing.T) {
+	bin := needLab(t)
+	doc, _ := scanLabJSON(t, bin, "--syn", "198.18.0.0/24")
+	problems := checkLab24(doc.Hosts)
+	routed, _ := scanLabJSON(t, bin, "--syn", "198.18.2.10")
+	for _, p := range routed.Hosts[0].Ports {
+		want := map[int]string{
+			139: "tcp 139: filtered, rejected by a firewall (ICMP host administratively prohibited from 198.18.1.2)",
+			445: "tcp 445: filtered, rejected by a firewall (ICMP administratively prohibited from 198.18.1.2)",
+		}[p.Port]
+		if p.Protocol == "tcp" && want != "" && p.Evidence != want {
+			problems = append(problems, fmt.Sprintf("routed %s %d: %q, want %q", p.Protocol, p.Port, p.Evidence, want))
+		}
+	}
+	bulk, _ := scanLabJSON(t, bin, "--syn", "198.18.16.0/20")
+	if len(bulk.Hosts) != 4096 {
+		t.Fatalf("bulk /20 with --syn: %d hosts, want 4096", len(bulk.Hosts))
+	}
+	problems = append(problems, checkBulk(bulk.Hosts, bulkBlocks20)...)
+	reportProblems(t, problems)
+}
+
+// checkLab24 checks every host of a sweep of the lab's /24 against its truth.
+func checkLab24(hosts []report.HostRecord) []string {
+	var problems []string
+	for _, h := range hosts {
+		if _, skip := labUnchecked[h.Address]; skip {
+			continue
+		}
+		want, known := labTruth[h.Address]
+		if !known {
+			// Nobody owns the other addresses: no ARP answer, so every probe is unreachable and so is the host.
+			want = noHost
+		}
+		problems = append(problems, checkHost(h, want)...)
+	}
+	return problems
 }

@@ -59,6 +59,7 @@ type scanOptions struct {
 	udpTimeout   time.Duration
 	udpRetries   int
 	concurrency  int
+	syn          bool
 	perHost      int
 	debug        bool
 	stdoutIsTerm bool
@@ -113,6 +114,7 @@ func scanCommand() *cli.Command {
 			&cli.IntFlag{Name: "udp-retries", Value: 3, Usage: "send to a silent UDP port `N` more times (ICMP answers are rate-limited, datagrams get lost)"},
 			&cli.IntFlag{Name: "concurrency", Usage: "`N` sockets in flight across the scan", DefaultText: fmt.Sprintf("%d, or less when the open-file limit is lower", autoConcurrency)},
 			&cli.IntFlag{Name: "per-host", Value: 8, Usage: "`N` probes in flight to any one host"},
+			&cli.BoolFlag{Name: "syn", Usage: "send TCP probes to IPv4 hosts as raw SYNs (as nmap -sS; needs root or CAP_NET_RAW), not as full connects on a socket each (as nmap -sT, the default)"},
 			&cli.IntFlag{Name: "hosts-in-flight", Usage: "probe at most `N` hosts at once (a waiting host costs a few KiB, not a socket)",
 				DefaultText: fmt.Sprintf("%d: a %d MiB budget at %d KiB a host", engine.DefaultHostsInFlight, engine.HostMemoryBudget>>20, engine.BytesPerHost>>10)},
 			&cli.StringSliceFlag{Name: "steps", Usage: "run only these `STEPS` (repeatable, or comma-separated: " + strings.Join(steps.Keys(), ", ") + "), and the steps they need; default: every step the profiles' checks use"},
@@ -171,6 +173,7 @@ func scanCommand() *cli.Command {
 				stderrIsTerm:    isTerminal(c.App.ErrWriter),
 				steps:           c.StringSlice("steps"),
 				hostsInFlight:   c.Int("hosts-in-flight"),
+				syn:             c.Bool("syn"),
 				cpuProfile:      c.String("cpuprofile"),
 			}
 			return runScan(c.Context, opts, c.App.Reader, c.App.Writer, c.App.ErrWriter)
@@ -319,6 +322,9 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	engineOpts := engine.Options{
 		Timeout: opts.timeout, Retries: opts.retries, UDPTimeout: opts.udpTimeout, UDPRetries: opts.udpRetries,
 		Sockets: budget, PerHost: opts.perHost, HostsInFlight: opts.hostsInFlight, Rate: opts.rate,
+	}
+	if opts.syn {
+		engineOpts.TCPProbe = engine.TCPProbeSYN
 	}
 	scanner, err := engine.New(plan, engineOpts)
 	if err != nil {

@@ -40,9 +40,19 @@ type Options struct {
 	Rate float64
 	// Dialer opens TCP connections; nil is a net.Dialer without keep-alives.
 	Dialer Dialer
+	// TCPProbe is how connect probes go out: TCPProbeConnect (the zero value) makes every one a full TCP connect
+	// on a socket of its own (the connector); TCPProbeSYN sends raw SYNs (connect.SYN) to IPv4 addresses when this
+	// process may open raw sockets, and uses the connector for the rest.
+	TCPProbe string
 	// Datagram configures the shared UDP mux (its receive buffer).
 	Datagram DatagramConfig
 }
+
+// The ways connect probes go out (Options.TCPProbe).
+const (
+	TCPProbeConnect = ""
+	TCPProbeSYN     = "syn"
+)
 
 // MaxRetries bounds --retries and --udp-retries.
 const MaxRetries = 10
@@ -64,6 +74,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("per-host cap %d must be at least 1", o.PerHost)
 	case o.HostsInFlight < 0:
 		return fmt.Errorf("hosts in flight %d must be at least 1 (or 0 for the default)", o.HostsInFlight)
+	case o.TCPProbe != TCPProbeConnect && o.TCPProbe != TCPProbeSYN:
+		return fmt.Errorf("TCP probe %q must be empty (full connects) or %q", o.TCPProbe, TCPProbeSYN)
 	case o.Rate < 0 || math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0):
 		return fmt.Errorf("rate %v must be a positive number of packets per second (or 0 for no cap)", o.Rate)
 	}

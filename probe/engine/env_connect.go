@@ -14,10 +14,12 @@ import (
 // ConnectResult is how one non-blocking connect ended.
 type ConnectResult = connect.Result
 
-// connectorState is the scan's TCP connector, opened on first use.
+// connectorState is the scan's TCP connect paths, opened on first use: the raw SYN prober where it can be opened
+// and the connector, for what the prober does not take (IPv6, connects with a TTL of their own) or all of it.
 type connectorState struct {
 	once sync.Once
 	c    *connect.Connector
+	syn  *connect.SYN
 	err  error
 }
 
@@ -25,8 +27,13 @@ type connectorState struct {
 // connector.
 var errScriptedDialer = errors.New("connects go through the configured dialer")
 
+// synFactor is how many more SYNs the raw prober keeps in flight than the connector has sockets: a SYN in flight
+// is about 100 bytes and no file descriptor, so it is not the open-file limit that bounds it.
+const synFactor = 2
+
 // connector returns the scan's TCP connector: every connect probe in flight is a non-blocking socket in one epoll
-// set, with no goroutine of its own. It is unavailable outside Linux and when the options name a Dialer.
+// set, with no goroutine of its own. It is unavailable outside Linux and when the options name a Dialer. It also
+// opens the raw SYN prober when Options.TCPProbe asks for it and raw sockets are allowed.
 func (e *Env) connector() (*connect.Connector, error) {
 	e.conn.once.Do(func() {
 		if e.opts.Dialer != nil {
@@ -34,27 +41,49 @@ func (e *Env) connector() (*connect.Connector, error) {
 			return
 		}
 		e.conn.c, e.conn.err = connect.Open(connect.Config{Pace: e.paceFunc(), MaxInFlight: e.connectBudget()})
+		if e.conn.err == nil && e.opts.TCPProbe == TCPProbeSYN {
+			if s, err := connect.OpenSYN(connect.Config{Pace: e.paceFunc(), MaxInFlight: synFactor * e.connectBudget()}); err == nil {
+				e.conn.syn = s
+			}
+		}
 	})
 	return e.conn.c, e.conn.err
+}
+
+// SYNProbes reports whether the scan's connect probes go out as raw SYNs (for IPv4).
+func (e *Env) SYNProbes() bool {
+	e.connector()
+	return e.conn.syn != nil
 }
 
 // ConnectStats is what the scan's connector did: its counters and its congestion window.
 type ConnectStats = connect.Stats
 
-// connectStats returns the connector's counters; zero when no connect went through it.
+// connectStats returns the counters of the connect path that made most of the scan's connects; zero when none did.
 func (e *Env) connectStats() ConnectStats {
-	if e.conn.c == nil {
-		return ConnectStats{}
+	var c, s ConnectStats
+	if e.conn.c != nil {
+		c = e.conn.c.Stats()
 	}
-	return e.conn.c.Stats()
+	if e.conn.syn != nil {
+		s = e.conn.syn.Stats()
+	}
+	if s.Started > c.Started {
+		return s
+	}
+	return c
 }
 
 // Lost reports a packet lost on the way to a host that answers (a port that answered only when tried again, a dial
 // to a port that had just accepted that met silence, a connection the kernel retransmitted on): the scan sends
-// more than the path carries, and the connector's congestion window is cut. Without a connector it does nothing.
+// more than the path carries, and the congestion windows of the connect paths are cut. Without a connector it does
+// nothing.
 func (e *Env) Lost() {
 	if c, err := e.connector(); err == nil {
 		c.Lost()
+		if e.conn.syn != nil {
+			e.conn.syn.Lost()
+		}
 	}
 }
 
@@ -86,7 +115,12 @@ func (e *Env) ConnectProbeTTL(ctx context.Context, addr netip.Addr, port uint16,
 
 func (e *Env) connectProbe(ctx context.Context, addr netip.Addr, port uint16, ttl int, timeout time.Duration, started func(), done func(ConnectResult)) {
 	if c, err := e.connector(); err == nil {
-		c.Connect(connect.Attempt{Dst: netip.AddrPortFrom(addr, port), Timeout: timeout, TTL: ttl, Started: started, Done: done})
+		a := connect.Attempt{Dst: netip.AddrPortFrom(addr, port), Timeout: timeout, TTL: ttl, Started: started, Done: done}
+		if e.conn.syn != nil && e.conn.syn.Handles(addr, ttl) {
+			e.conn.syn.Connect(a)
+			return
+		}
+		c.Connect(a)
 		return
 	}
 	go func() {
@@ -131,6 +165,9 @@ func dialResult(rtt time.Duration, err error) ConnectResult {
 }
 
 func (e *Env) closeConnector() {
+	if e.conn.syn != nil {
+		e.conn.syn.Close()
+	}
 	if e.conn.c != nil {
 		e.conn.c.Close()
 	}
@@ -142,5 +179,9 @@ func (e *Env) waitingForSockets() int {
 	if e.conn.c == nil {
 		return 0
 	}
-	return e.conn.c.Stats().Queued
+	n := e.conn.c.Stats().Queued
+	if e.conn.syn != nil {
+		n += e.conn.syn.Stats().Queued / synFactor // measured against the connector's budget
+	}
+	return n
 }

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -178,10 +177,7 @@ type Connector struct {
 	peak     int
 	win      window
 
-	losses atomic.Uint64
-
-	started, pushbacks atomic.Uint64
-	ended              [Canceled + 1]atomic.Uint64 // by Outcome
+	counters
 }
 
 // attempt is an Attempt and its state: about 80 bytes for each attempt queued or in flight.
@@ -271,22 +267,10 @@ func (c *Connector) Connect(a Attempt) {
 
 // Stats returns the counters as of now.
 func (c *Connector) Stats() Stats {
-	s := Stats{
-		Started:     c.started.Load(),
-		Connected:   c.ended[Connected].Load(),
-		Refused:     c.ended[Refused].Load(),
-		Unreachable: c.ended[Unreachable].Load(),
-		TimedOut:    c.ended[TimedOut].Load(),
-		Denied:      c.ended[Denied].Load(),
-		Failed:      c.ended[Failed].Load(),
-		LocalErrors: c.ended[LocalError].Load(),
-		Canceled:    c.ended[Canceled].Load(),
-		Pushbacks:   c.pushbacks.Load(),
-	}
-	s.Losses = c.losses.Load()
+	s := c.counters.stats(c.cfg.MaxInFlight)
 	c.mu.Lock()
 	s.InFlight, s.PeakInFlight, s.Queued = c.inFlight, c.peak, len(c.queue)-c.head
-	s.Window, s.LowestWindow, s.Backoffs, s.MaxInFlight = c.win.cwnd, c.win.lowest, c.win.backoffs, c.cfg.MaxInFlight
+	s.Window, s.LowestWindow, s.Backoffs = c.win.cwnd, c.win.lowest, c.win.backoffs
 	c.mu.Unlock()
 	return s
 }
@@ -488,16 +472,8 @@ func (c *Connector) sleep(t *time.Timer, d time.Duration) bool {
 // end counts r, moves the congestion window on it and gives it to p's Done; the caller holds no lock.
 func (c *Connector) end(p *attempt, r Result) {
 	c.ended[r.Outcome].Add(1)
-	switch {
-	case r.Outcome == Connected && r.Retransmitted:
-		c.Lost()
-	case r.Outcome == Connected || r.Outcome == Refused:
-		c.mu.Lock()
-		grew := c.win.answered(r.RTT, c.now())
-		c.mu.Unlock()
-		if grew {
-			wake(c.sendWake)
-		}
+	if windowOn(&c.mu, &c.win, &c.losses, r, c.now()) {
+		wake(c.sendWake)
 	}
 	p.done(r)
 }
@@ -505,12 +481,7 @@ func (c *Connector) end(p *attempt, r Result) {
 // Lost reports a loss on the way to a host that answers: a connect answered only to a later attempt, a port silent
 // at first that answered when it was tried again. It cuts the congestion window (see window), as a connection
 // answered only to a SYN the kernel sent again does.
-func (c *Connector) Lost() {
-	c.losses.Add(1)
-	c.mu.Lock()
-	c.win.lost(c.now())
-	c.mu.Unlock()
-}
+func (c *Connector) Lost() { lostOn(&c.mu, &c.win, &c.losses, c.now()) }
 
 func validDestination(dst netip.AddrPort) bool {
 	return dst.Addr().IsValid() && !dst.Addr().IsUnspecified() && dst.Port() != 0

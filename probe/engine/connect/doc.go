@@ -48,4 +48,15 @@
 //   - Canceled: the connector was closed first.
 //
 // The connector is Linux only: elsewhere Open fails with errors.ErrUnsupported.
+//
+// # SYN probes
+//
+// SYN (OpenSYN) is the same API without a socket per attempt, for IPv4 where raw sockets may be opened: one raw TCP
+// socket sends each attempt's SYN from a source port of its own (20000-32767, below the kernel's ephemeral range, so
+// no connection of this machine shares its four-tuple) with a random sequence number, and reads, through a BPF
+// filter, only the SYN-ACKs and RSTs to those ports; an answer counts only when it acknowledges its SYN. A raw ICMP
+// socket reads the destination-unreachable errors, which quote the SYN; the raw TCP socket's error queue
+// (IP_RECVERR) holds the SYNs this machine could not deliver (no answer to ARP). Subnet broadcast and multicast
+// destinations are refused with ENETUNREACH, as TCP connects to them are. The kernel answers each SYN-ACK with a RST,
+// as it knows no such connection.
 package connect

@@ -1,6 +1,10 @@
 package connect
 
-import "time"
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
 
 // DefaultMinInFlight is the least the congestion window is cut to when Config gives no MinInFlight.
 const DefaultMinInFlight = 256
@@ -62,4 +66,43 @@ func (w *window) lost(now int64) bool {
 	w.backoffs++
 	w.last, w.lastCut = now, now
 	return true
+}
+
+// windowOn moves w, which mu guards, on an attempt's result r at now, and reports whether it grew (the sender has
+// room again): an answer to a SYN the kernel sent again is a loss, counted in losses; any other answer (a connection,
+// a refusal) is one that grows it. The connector and the SYN prober share it.
+func windowOn(mu *sync.Mutex, w *window, losses *atomic.Uint64, r Result, now int64) bool {
+	switch {
+	case r.Outcome == Connected && r.Retransmitted:
+		lostOn(mu, w, losses, now)
+	case r.Outcome == Connected || r.Outcome == Refused:
+		mu.Lock()
+		defer mu.Unlock()
+		return w.answered(r.RTT, now)
+	}
+	return false
+}
+
+// lostOn counts a loss in losses and cuts w, which mu guards.
+func lostOn(mu *sync.Mutex, w *window, losses *atomic.Uint64, now int64) {
+	losses.Add(1)
+	mu.Lock()
+	w.lost(now)
+	mu.Unlock()
+}
+
+// counters are the atomic counts the connector and the SYN prober keep, read without their locks.
+type counters struct {
+	started, pushbacks, losses atomic.Uint64
+	ended                      [Canceled + 1]atomic.Uint64 // by Outcome
+}
+
+// stats fills the counts of a Stats; the caller adds what its lock guards (the window, what is in flight).
+func (n *counters) stats(maxInFlight int) Stats {
+	return Stats{
+		Started: n.started.Load(), Connected: n.ended[Connected].Load(), Refused: n.ended[Refused].Load(),
+		Unreachable: n.ended[Unreachable].Load(), TimedOut: n.ended[TimedOut].Load(), Denied: n.ended[Denied].Load(),
+		Failed: n.ended[Failed].Load(), LocalErrors: n.ended[LocalError].Load(), Canceled: n.ended[Canceled].Load(),
+		Pushbacks: n.pushbacks.Load(), Losses: n.losses.Load(), MaxInFlight: maxInFlight,
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ofmprobe/ofmprobe/catalog"
 	"github.com/ofmprobe/ofmprobe/probe/engine"
+	"github.com/ofmprobe/ofmprobe/probe/engine/connect"
 	"github.com/ofmprobe/ofmprobe/probe/internal/probetest"
 	"github.com/ofmprobe/ofmprobe/probe/status"
 	"github.com/ofmprobe/ofmprobe/probe/steps"
@@ -190,5 +191,35 @@ func TestTCPLateAnswerToTheFirstAttempt(t *testing.T) {
 	}
 	if d.Calls.Load() != 2 {
 		t.Errorf("dialled %d times, want the first attempt and its retry", d.Calls.Load())
+	}
+}
+
+// TestTCPStatesWithSYNProbes: the same ports as TestTCPStatesOnLoopback, probed with raw SYNs where this process
+// may open raw sockets: the same states, attempts and evidence.
+func TestTCPStatesWithSYNProbes(t *testing.T) {
+	s, err := connect.OpenSYN(connect.Config{})
+	if err != nil {
+		t.Skipf("raw sockets unavailable: %v", err)
+	}
+	s.Close()
+	open, closed, silent := probetest.ListenOpen(t), probetest.ClosedPort(t), probetest.SilentPort(t)
+	plan := probetest.Plan(t, steps.Config{Ports: []int{open, closed, silent}}, "tcp")
+	opts := probetest.Options(engine.Options{Retries: 1, TCPProbe: engine.TCPProbeSYN})
+	e, err := engine.New(plan, opts)
+	probetest.Must(t, err)
+	one := func(yield func(targets.Target) bool) { yield(targets.Target{Addr: netip.MustParseAddr("127.0.0.1")}) }
+	var h *engine.Host
+	stats := e.Run(context.Background(), probetest.SafeTargets(t, plan, opts, one), func(got *engine.Host) { h = got })
+	want := map[int]status.State{open: status.Open, closed: status.Closed, silent: status.Filtered}
+	for _, p := range h.Ports() {
+		if p.State != want[p.Port] {
+			t.Errorf("port %d: %s (%s), want %s", p.Port, p.State, p.Evidence, want[p.Port])
+		}
+	}
+	if p, _ := h.Port(silent); p.Attempts != 2+tcp.VerifyTries || !strings.Contains(p.Evidence, "after the host answered other probes") {
+		t.Errorf("silent port %+v: want its silence verified", p)
+	}
+	if c := stats.Connects; c.Started < 3 || c.MaxInFlight != 2*opts.Sockets*3/4 {
+		t.Errorf("connects %+v: want them made by the SYN prober", c)
 	}
 }
