@@ -186,7 +186,7 @@ func (e *Env) dialTCP(ctx context.Context, addr netip.Addr, port uint16, timeout
 			// A Run step dials only a port that accepted a connection a moment before: silence now is a SYN or
 			// its answer lost on the way.
 			h.markLossy()
-			e.Lost()
+			e.Lost(addr)
 		}
 		if class != status.Local || tries > maxLocalRetries || !e.PushedBack(ctx, tries) {
 			return conn, rtt, err

@@ -74,16 +74,19 @@ func (e *Env) connectStats() ConnectStats {
 	return c
 }
 
-// Lost reports a packet lost on the way to a host that answers (a port that answered only when tried again, a dial
-// to a port that had just accepted that met silence, a connection the kernel retransmitted on): the scan sends
-// more than the path carries, and the congestion windows of the connect paths are cut. Without a connector it does
-// nothing.
-func (e *Env) Lost() {
-	if c, err := e.connector(); err == nil {
+// Lost reports a packet lost on the way to addr, a host that answers (a port that answered only when tried again, a
+// dial to a port that had just accepted that met silence): the scan sends more than the path carries, and the
+// congestion window of the connect path that probes addr is cut (the SYN prober's, when it takes addr, else the
+// connector's). A window cut for losses it did not carry would stay down: the connector's, with --syn, carries only
+// the hop finder's probes, whose ICMP answers do not grow it. Without a connector it does nothing.
+func (e *Env) Lost(addr netip.Addr) {
+	c, err := e.connector()
+	switch {
+	case err != nil:
+	case e.conn.syn != nil && e.conn.syn.Handles(addr, 0):
+		e.conn.syn.Lost()
+	default:
 		c.Lost()
-		if e.conn.syn != nil {
-			e.conn.syn.Lost()
-		}
 	}
 }
 

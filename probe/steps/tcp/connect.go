@@ -244,7 +244,7 @@ func (p *probe) result(c engine.ConnectResult) {
 	if r.LostBefore || (p.verifying && r.Reach() == engine.ReachAnswered) {
 		// A SYN or its answer was lost on the way to a host that answers: the scan may be sending more than the
 		// path carries.
-		p.env.Lost()
+		p.env.Lost(p.h.Addr)
 	}
 	p.finish(*r)
 }
