@@ -330,6 +330,9 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
+	if err := scanner.SYNUnavailable(); err != nil {
+		fmt.Fprintf(stderr, "ofmprobe: --syn: %v (it needs root or CAP_NET_RAW): the TCP probes are full connects\n", err)
+	}
 
 	out, finish, err := openOutput(opts, stdout)
 	if err != nil {

@@ -65,6 +65,15 @@ func (e *Engine) Stop() {
 	})
 }
 
+// SYNUnavailable is why the raw SYN probes that the options ask for cannot be sent (this process may not open raw
+// sockets): the scan's TCP probes are then full connects. Nil when they can, or were not asked for.
+func (e *Engine) SYNUnavailable() error {
+	if e.opts.TCPProbe != TCPProbeSYN {
+		return nil
+	}
+	return e.env.synUnavailable()
+}
+
 // Stats counts what a run did.
 type Stats struct {
 	Hosts    int64 // hosts emitted

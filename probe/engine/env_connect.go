@@ -21,6 +21,8 @@ type connectorState struct {
 	c    *connect.Connector
 	syn  *connect.SYN
 	err  error
+	// synErr is why the SYN prober asked for could not be opened (no raw sockets without root or CAP_NET_RAW).
+	synErr error
 }
 
 // errScriptedDialer means the options carry a Dialer (a test's scripted one): connects go through it, not the
@@ -42,18 +44,17 @@ func (e *Env) connector() (*connect.Connector, error) {
 		}
 		e.conn.c, e.conn.err = connect.Open(connect.Config{Pace: e.paceFunc(), MaxInFlight: e.connectBudget()})
 		if e.conn.err == nil && e.opts.TCPProbe == TCPProbeSYN {
-			if s, err := connect.OpenSYN(connect.Config{Pace: e.paceFunc(), MaxInFlight: synFactor * e.connectBudget()}); err == nil {
-				e.conn.syn = s
-			}
+			e.conn.syn, e.conn.synErr = connect.OpenSYN(connect.Config{Pace: e.paceFunc(), MaxInFlight: synFactor * e.connectBudget()})
 		}
 	})
 	return e.conn.c, e.conn.err
 }
 
-// SYNProbes reports whether the scan's connect probes go out as raw SYNs (for IPv4).
-func (e *Env) SYNProbes() bool {
+// synUnavailable is why the SYN probes asked for (Options.TCPProbe) cannot be made, when they cannot: the connects
+// then go through the connector. It opens the connect paths.
+func (e *Env) synUnavailable() error {
 	e.connector()
-	return e.conn.syn != nil
+	return e.conn.synErr
 }
 
 // ConnectStats is what the scan's connector did: its counters and its congestion window.

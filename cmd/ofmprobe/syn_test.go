@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ofmprobe/ofmprobe/report"
+)
+
+// TestSYNWithoutPrivilege runs `scan --syn` in a process that may not open raw sockets (nobody, every capability
+// dropped): it says so on one line of stderr and scans with full connects, which still find the open port.
+func TestSYNWithoutPrivilege(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to drop to nobody with setpriv")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) is not installed")
+	}
+	// The binary must be readable by nobody: t.TempDir is root's alone.
+	dir, err := os.MkdirTemp("", "ofmprobe-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	b, err := os.ReadFile(buildBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "ofmprobe")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	port, closePort := loopbackListener(t)
+	defer closePort()
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+		bin, "scan", "--syn", "--steps", "tcp", "--ports", fmt.Sprint(port), "--format", "json", "127.0.0.1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Run()
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "ofmprobe: --syn: ") || !strings.HasSuffix(lines[0], "(it needs root or CAP_NET_RAW): the TCP probes are full connects") {
+		t.Errorf("stderr %q, want one line saying --syn fell back to connects", stderr.String())
+	}
+	doc, err := report.Read(&stdout, "scan output")
+	if err != nil || len(doc.Hosts) != 1 || len(doc.Hosts[0].Ports) != 1 || doc.Hosts[0].Ports[0].State != "open" {
+		t.Fatalf("report: %v, %+v", err, doc.Hosts)
+	}
+}
