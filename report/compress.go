@@ -88,18 +88,18 @@ func (c *compressWriter) Close() error {
 // was killed before it could finish the file.
 var ErrCutShort = errors.New("the compressed report ends early (was the scan that wrote it killed?)")
 
-// Decompress returns r as plain text: through a gzip reader when it starts with gzip's magic bytes, else as it
-// is. Concatenated gzip streams (a resumed scan appends one) read as one.
-func Decompress(r *bufio.Reader) (io.Reader, error) {
+// Decompress returns r's plain text, and whether it was compressed: through a gzip reader when r starts with gzip's
+// magic bytes, else r itself. Concatenated gzip streams (a resumed scan appends one) read as one.
+func Decompress(r *bufio.Reader) (plain *bufio.Reader, compressed bool, err error) {
 	magic, err := r.Peek(2)
 	if err != nil || magic[0] != 0x1f || magic[1] != 0x8b {
-		return r, nil // too short to be gzip, or plain: the caller reads it as it is
+		return r, false, nil // too short to be gzip, or plain: the caller reads it as it is
 	}
 	zr, err := gzip.NewReader(r)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotReport, err)
+		return nil, true, fmt.Errorf("%w: %v", ErrNotReport, err)
 	}
-	return cutShortReader{zr}, nil
+	return bufio.NewReaderSize(cutShortReader{zr}, r.Size()), true, nil
 }
 
 // cutShortReader names gzip's unexpected EOF: a stream cut off while it was written.
@@ -125,7 +125,7 @@ func OpenReport(path string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := Decompress(bufio.NewReaderSize(f, 1<<20))
+	r, _, err := Decompress(bufio.NewReaderSize(f, 1<<20))
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -35,13 +35,9 @@ func ReadFile(path string) (Document, error) {
 // (no summary line) still gives its hosts, with the summary counted from them. Fields it does not know are ignored,
 // as a newer ofmprobe may add them within the same schema version.
 func Read(r io.Reader, name string) (Document, error) {
-	br := bufio.NewReader(r)
-	plain, err := Decompress(br)
+	br, _, err := Decompress(bufio.NewReader(r))
 	if err != nil {
 		return Document{}, fmt.Errorf("%s: %w", name, err)
-	}
-	if plain != io.Reader(br) {
-		br = bufio.NewReader(plain)
 	}
 	first, err := br.ReadBytes('\n')
 	if err != nil && err != io.EOF {

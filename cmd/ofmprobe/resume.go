@@ -39,19 +39,14 @@ func readResume(path string) (resumeState, error) {
 	defer f.Close()
 	raw := bufio.NewReaderSize(f, 64<<10)
 	_, peekErr := raw.Peek(1)
-	plain, err := report.Decompress(raw)
+	br, compressed, err := report.Decompress(raw)
 	if err != nil {
 		return resumeState{}, usageErrorf("--resume: %s: %v", path, err)
 	}
-	compressed := plain != io.Reader(raw)
 	if peekErr == nil && compressed != report.IsCompressedName(path) {
 		// The appended lines would be written the other way (by the name) and the file would read as garbage.
 		how := map[bool]string{true: "is gzip, but its name does not end in .gz", false: "is plain text, but its name ends in .gz"}
 		return resumeState{}, usageErrorf("--resume: %s %s: rename it to match", path, how[compressed])
-	}
-	br := raw
-	if compressed {
-		br = bufio.NewReaderSize(plain, 64<<10)
 	}
 	var offset, good int64
 	for n := 1; ; n++ {

@@ -183,9 +183,9 @@ func (e *Env) waitingForSockets() int {
 	if e.conn.c == nil {
 		return 0
 	}
-	n := e.conn.c.Stats().Queued
+	n := e.conn.c.Queued()
 	if e.conn.syn != nil {
-		n += e.conn.syn.Stats().Queued / synFactor // measured against the connector's budget
+		n += e.conn.syn.Queued() / synFactor // measured against the connector's budget
 	}
 	return n
 }

@@ -275,6 +275,13 @@ func (c *Connector) Stats() Stats {
 	return s
 }
 
+// Queued is the number of attempts waiting for the sender now: what Stats says as Queued, without the counters.
+func (c *Connector) Queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue) - c.head
+}
+
 // Close ends the connector's goroutines, closes every socket still connecting and the epoll set, and gives Canceled
 // to every attempt still queued or in flight. It waits for a Done running on a connector goroutine to return.
 func (c *Connector) Close() error {

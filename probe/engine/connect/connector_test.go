@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ofmprobe/ofmprobe/probe/internal/backlog"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -59,30 +61,8 @@ func closedPort(t testing.TB) netip.AddrPort {
 // accepts, whose accept queue is filled first, so the kernel drops further SYNs as a firewall would.
 func silentPort(t testing.TB) netip.AddrPort {
 	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
-	for range 4 {
-		c, err := net.DialTimeout("tcp4", ap.String(), 200*time.Millisecond)
-		if err != nil {
-			break // the queue is full: this SYN was dropped
-		}
-		t.Cleanup(func() { c.Close() })
-	}
-	return ap
+	port, _ := backlog.Full(t)
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port))
 }
 
 func open(t testing.TB, cfg Config) *Connector {

@@ -68,7 +68,6 @@ type synKey struct {
 type synAttempt struct {
 	key     synKey
 	dstAddr netip.AddrPort
-	src     netip.Addr
 	seq     uint32
 	timeout int64
 	start   int64
@@ -177,6 +176,13 @@ func (s *SYN) Stats() Stats {
 	st.Window, st.LowestWindow, st.Backoffs = s.win.cwnd, s.win.lowest, s.win.backoffs
 	s.mu.Unlock()
 	return st
+}
+
+// Queued is the number of attempts waiting for the sender now.
+func (s *SYN) Queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
 }
 
 // Lost reports a loss on the way to a host that answers, as Connector.Lost does: it cuts the window.
@@ -291,7 +297,7 @@ func (s *SYN) send(p *synAttempt) {
 		return
 	}
 	s.mu.Lock()
-	p.src, p.seq, p.start = src, rand.Uint32(), s.now()
+	p.seq, p.start = rand.Uint32(), s.now()
 	p.key = synKey{dst: p.dstAddr.Addr().As4(), dport: p.dstAddr.Port()}
 	for range synPortHigh - synPortLow {
 		s.nextSrc++
@@ -330,10 +336,7 @@ func (s *SYN) send(p *synAttempt) {
 			s.end(p, Result{Outcome: Canceled, Err: ErrClosed})
 			return
 		}
-		var se *os.SyscallError
-		if errors.As(err, &se) {
-			err = os.NewSyscallError("connect", se.Err)
-		}
+		err = asConnectError(err)
 		s.end(p, Result{Outcome: classify(err), Err: err})
 		return
 	}
@@ -362,11 +365,7 @@ func (s *SYN) source(dst netip.Addr) (netip.Addr, error) {
 	}
 	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
 	if err != nil {
-		var se *os.SyscallError
-		if errors.As(err, &se) {
-			return netip.Addr{}, os.NewSyscallError("connect", se.Err)
-		}
-		return netip.Addr{}, err
+		return netip.Addr{}, asConnectError(err)
 	}
 	src = c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
 	c.Close()
@@ -376,12 +375,13 @@ func (s *SYN) source(dst netip.Addr) (netip.Addr, error) {
 	return src, nil
 }
 
-// settle ends the attempt an answer names, if it is in flight and the answer acknowledges its SYN.
-func (s *SYN) settle(k synKey, ack uint32, checkAck bool, r Result) {
+// settle ends the attempt an answer names, if it is in flight and the answer acknowledges its SYN (ack is its
+// sequence number plus one).
+func (s *SYN) settle(k synKey, ack uint32, r Result) {
 	now := s.now()
 	s.mu.Lock()
 	p := s.flight[k]
-	if p == nil || (checkAck && ack != p.seq+1) {
+	if p == nil || ack != p.seq+1 {
 		s.mu.Unlock()
 		return // a stray, a spoofed answer, or one to an attempt that already ended
 	}
@@ -419,11 +419,11 @@ func (s *SYN) readTCP() {
 		k := synKey{dst: src.Unmap().As4(), dport: seg.sport, sport: seg.dport}
 		switch {
 		case seg.flags&tcpSYN != 0 && seg.flags&tcpACK != 0:
-			s.settle(k, seg.ack, true, Result{Outcome: Connected})
+			s.settle(k, seg.ack, Result{Outcome: Connected})
 		case seg.flags&tcpRST != 0:
 			// A RST answering a SYN acknowledges it (RFC 9293 3.10.7.3); one without an ACK cannot be matched.
 			if seg.flags&tcpACK != 0 {
-				s.settle(k, seg.ack, true, Result{Outcome: Refused, Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)})
+				s.settle(k, seg.ack, Result{Outcome: Refused, Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)})
 			}
 		}
 	}
@@ -454,23 +454,19 @@ func (s *SYN) readICMP() {
 		r := Result{Outcome: classify(errno), Err: os.NewSyscallError("connect", errno), ICMP: info}
 		// The quoted header carries the SYN's sequence number: an ICMP error about another packet of the same
 		// ports does not match.
-		s.settle(synKey{dst: e.dst, dport: e.dport, sport: e.sport}, e.seq+1, true, r)
+		s.settle(synKey{dst: e.dst, dport: e.dport, sport: e.sport}, e.seq+1, r)
 	}
 }
 
 // readErrQueue takes the raw TCP socket's error queue: each entry is a SYN that this machine could not send on (no
 // answer to ARP, no route), with the SYN itself quoted, which names its attempt.
 func (s *SYN) readErrQueue() {
-	raw, err := s.tcp.SyscallConn()
-	if err != nil {
-		return
-	}
 	data, oob := make([]byte, 128), make([]byte, 512)
-	raw.Control(func(fd uintptr) {
+	control(s.tcp, func(fd int) error {
 		for range 256 {
-			n, oobn, _, from, err := unix.Recvmsg(int(fd), data, oob, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+			n, oobn, _, from, err := unix.Recvmsg(fd, data, oob, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
 			if err != nil {
-				return // EAGAIN: the queue is empty
+				return nil // EAGAIN: the queue is empty
 			}
 			e, err := datagram.ParseExtendedError(oob[:oobn])
 			if err != nil || e.Errno == 0 {
@@ -482,8 +478,9 @@ func (s *SYN) readErrQueue() {
 				continue
 			}
 			r := Result{Outcome: classify(e.Errno), Err: os.NewSyscallError("connect", e.Errno), ICMP: e}
-			s.settle(synKey{dst: dst.Addr, dport: seg.dport, sport: seg.sport}, seg.seq+1, true, r)
+			s.settle(synKey{dst: dst.Addr, dport: seg.dport, sport: seg.sport}, seg.seq+1, r)
 		}
+		return nil
 	})
 }
 
@@ -536,28 +533,37 @@ const synPushbackRetries = 30
 // setSendBuffer sets c's send buffer to n bytes: SO_SNDBUFFORCE where this process may exceed the system's cap,
 // else as far as the cap allows.
 func setSendBuffer(c *net.IPConn, n int) {
-	raw, err := c.SyscallConn()
-	if err == nil {
-		var serr error
-		raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n) })
-		if serr == nil {
-			return
-		}
+	if control(c, func(fd int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n) }) != nil {
+		c.SetWriteBuffer(n)
 	}
-	c.SetWriteBuffer(n)
 }
 
 // setRecvErr turns IP_RECVERR on for c's socket.
 func setRecvErr(c *net.IPConn) error {
+	return control(c, func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1) })
+}
+
+// control runs f with c's socket and returns f's error, or the one that kept it from running.
+func control(c *net.IPConn, f func(fd int) error) error {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return err
 	}
-	var serr error
-	if err := raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVERR, 1) }); err != nil {
+	var ferr error
+	if err := raw.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
 		return err
 	}
-	return serr
+	return ferr
+}
+
+// asConnectError words a failed send or route lookup as the connect call's error, as the connector reports one:
+// the errno under "connect".
+func asConnectError(err error) error {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return os.NewSyscallError("connect", se.Err)
+	}
+	return err
 }
 
 // The TCP flags the prober reads.
@@ -680,16 +686,7 @@ func attachSYNFilter(c *net.IPConn) error {
 		{Code: unix.BPF_RET | unix.BPF_K, K: 0xffff}, // accept
 		{Code: unix.BPF_RET | unix.BPF_K, K: 0},      // drop
 	}
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = raw.Control(func(fd uintptr) {
-		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]})
+	return control(c, func(fd int) error {
+		return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]})
 	})
-	if err != nil {
-		return err
-	}
-	return serr
 }

@@ -16,5 +16,6 @@ func OpenSYN(Config) (*SYN, error) { return nil, errors.ErrUnsupported }
 func (s *SYN) Handles(netip.Addr, int) bool { return false }
 func (s *SYN) Connect(a Attempt)            { a.Done(Result{Outcome: Canceled, Err: ErrClosed}) }
 func (s *SYN) Stats() Stats                 { return Stats{} }
+func (s *SYN) Queued() int                  { return 0 }
 func (s *SYN) Lost()                        {}
 func (s *SYN) Close() error                 { return nil }

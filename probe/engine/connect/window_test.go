@@ -1,13 +1,12 @@
 package connect
 
 import (
-	"net"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/ofmprobe/ofmprobe/probe/internal/backlog"
 )
 
 const ms = int64(time.Millisecond)
@@ -158,45 +157,10 @@ func TestStartedWhenTheConnectLeaves(t *testing.T) {
 // connection is Connected with Retransmitted set (TCP_INFO's round-trip sample is the second SYN's, far shorter
 // than the wait), and the connector counts the loss and cuts its window.
 func TestRetransmittedSYNIsALoss(t *testing.T) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := unix.Getsockname(fd)
-	dst := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(sa.(*unix.SockaddrInet4).Port))
-	for range 4 { // fill the accept queue: later SYNs are dropped
-		c, err := net.DialTimeout("tcp4", dst.String(), 200*time.Millisecond)
-		if err != nil {
-			break
-		}
-		defer c.Close()
-	}
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		select {
-		case <-time.After(400 * time.Millisecond): // after the first SYN, before the kernel sends it again
-		case <-stop:
-			return
-		}
-		for {
-			if nfd, _, err := unix.Accept(fd); err == nil {
-				unix.Close(nfd)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
+	port, drain := backlog.Full(t)
+	dst := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+	// After the first SYN, before the kernel sends it again.
+	time.AfterFunc(400*time.Millisecond, drain)
 	c := open(t, Config{MaxInFlight: 64})
 	r := newResults(t, 1)
 	c.Connect(Attempt{Dst: dst, Timeout: 3 * time.Second, Done: r.done(0)})

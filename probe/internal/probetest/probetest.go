@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ofmprobe/ofmprobe/probe/internal/backlog"
+
 	"github.com/ofmprobe/ofmprobe/probe/engine"
 	"github.com/ofmprobe/ofmprobe/probe/netbios"
 	"github.com/ofmprobe/ofmprobe/probe/steps"
@@ -178,22 +180,7 @@ func ClosedUDPPort(t testing.TB) int {
 // accepts, whose queue is filled first, so the kernel drops further SYNs as a firewall would.
 func SilentPort(t testing.TB) int {
 	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	Must(t, err)
-	t.Cleanup(func() { syscall.Close(fd) })
-	Must(t, syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
-	Must(t, syscall.Listen(fd, 0))
-	sa, err := syscall.Getsockname(fd)
-	Must(t, err)
-	port := sa.(*syscall.SockaddrInet4).Port
-	// Fill the accept queue; these connects complete, later ones are dropped.
-	for range 4 {
-		c, err := net.DialTimeout("tcp4", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
-		if err != nil {
-			break
-		}
-		t.Cleanup(func() { c.Close() })
-	}
+	port, _ := backlog.Full(t)
 	return port
 }
 

@@ -95,10 +95,9 @@ type probe struct {
 	verified  int
 	waited    time.Duration
 	done      func(engine.PortResult)
-	// first is the first attempt's soft timeout, when its socket waits on through the retry (grace); decided makes
-	// the first of the two ways to an end (the probe's own, a late answer to the first attempt) the only one.
+	// first is the first attempt's soft timeout, when its socket waits on through the retry; decided makes the
+	// first of the two ways to an end (the probe's own, a late answer to the first attempt) the only one.
 	first   *time.Timer
-	grace   time.Duration
 	sent    atomic.Int32 // attempts made, for a late answer's result
 	decided atomic.Bool
 }
@@ -133,19 +132,34 @@ func (p *probe) attempt() {
 		p.timeouts[p.tried] = p.timeout
 		p.tried++
 	}
-	if p.r.Attempts == 1 && p.env.Retries() > 0 {
-		p.grace = p.env.LateAnswerGrace(p.h, p.timeout)
-	}
-	if p.grace > 0 && p.r.Attempts == 1 {
+	if grace := p.lateAnswerGrace(); grace > 0 {
 		// The first socket waits on through the retry: as long again as the retry will (see "A late answer").
 		// The soft timeout starts when the SYN leaves, as the connect's own timeout does, not while the connect
 		// waits for a socket.
 		soft := p.timeout
 		p.first = time.AfterFunc(time.Hour, p.firstSilent)
-		p.env.ConnectProbeStarted(p.ctx, p.h.Addr, uint16(p.r.Port), soft+p.grace, func() { p.first.Reset(soft) }, p.firstResult)
+		p.env.ConnectProbeStarted(p.ctx, p.h.Addr, uint16(p.r.Port), soft+grace, func() { p.first.Reset(soft) }, p.firstResult)
 		return
 	}
 	p.env.ConnectProbe(p.ctx, p.h.Addr, uint16(p.r.Port), p.timeout, p.result)
+}
+
+// lateAnswerGrace is how long this attempt's socket waits on past its timeout: only a first attempt that will be
+// retried has one.
+func (p *probe) lateAnswerGrace() time.Duration {
+	if p.r.Attempts != 1 || p.env.Retries() == 0 {
+		return 0
+	}
+	return p.env.LateAnswerGrace(p.h, p.timeout)
+}
+
+// sample gives h's round-trip estimate the round trip of c, an answer to the first attempt, when it is one: a
+// connection or a refusal, to a SYN the kernel did not send again (Karn's rule: an answer to a SYN sent again says
+// nothing of the round trip).
+func (p *probe) sample(r *engine.PortResult, c engine.ConnectResult) {
+	if (r.State == status.Open || r.State == status.Closed) && !c.Retransmitted {
+		p.env.SampleRTT(p.h, c.RTT)
+	}
 }
 
 // firstSilent is the first attempt's timeout, while its socket waits on: the probe goes on as after silence.
@@ -167,16 +181,10 @@ func (p *probe) firstResult(c engine.ConnectResult) {
 	if !p.decide(&r, c) {
 		return // silence through the grace too (or a local failure): the probe's own attempts decide
 	}
-	if c.Retransmitted {
-		// Answered to a SYN the kernel sent again: the first was lost, and the connector counted the loss.
-		p.finish(r)
-		return
-	}
-	if r.State == status.Open || r.State == status.Closed {
-		p.env.SampleRTT(p.h, c.RTT)
-	}
-	// An answer inside the timeout that reached the probe only after its timer (a loaded machine) is on time.
-	if c.RTT >= p.timeouts[0] {
+	p.sample(&r, c)
+	// An answer inside the timeout that reached the probe only after its timer (a loaded machine) is on time; one to
+	// a SYN the kernel sent again is a loss, which the connector counted.
+	if c.RTT >= p.timeouts[0] && !c.Retransmitted {
 		r.Late = true
 		r.Evidence += fmt.Sprintf(", late: the answer to the first attempt came after its %s timeout, while the retry was under way", p.timeouts[0].Round(time.Millisecond))
 	}
@@ -192,9 +200,8 @@ func (p *probe) result(c engine.ConnectResult) {
 	first := r.Attempts == 1
 	switch {
 	case p.decide(r, c):
-		// Karn's rule: a connection answered to a SYN the kernel sent again says nothing of the round trip.
-		if first && (r.State == status.Open || r.State == status.Closed) && !c.Retransmitted {
-			p.env.SampleRTT(p.h, c.RTT)
+		if first {
+			p.sample(r, c)
 		}
 	case c.Outcome == connect.TimedOut:
 		if p.ctx.Err() != nil {

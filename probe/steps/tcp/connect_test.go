@@ -3,13 +3,14 @@ package tcp_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ofmprobe/ofmprobe/probe/internal/backlog"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
 	"github.com/ofmprobe/ofmprobe/probe/engine"
@@ -117,40 +118,9 @@ func TestTCPAllSilentIsNotVerified(t *testing.T) {
 // tried again, and the scan's connector cuts its congestion window once.
 func TestTCPRecoveredSilenceCutsTheWindow(t *testing.T) {
 	open := probetest.ListenOpen(t)
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
-	probetest.Must(t, err)
-	defer syscall.Close(fd)
-	probetest.Must(t, syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
-	probetest.Must(t, syscall.Listen(fd, 0))
-	sa, _ := syscall.Getsockname(fd)
-	lossy := sa.(*syscall.SockaddrInet4).Port
-	for range 4 { // fill the accept queue: later SYNs are dropped
-		c, err := net.DialTimeout("tcp4", fmt.Sprintf("127.0.0.1:%d", lossy), 200*time.Millisecond)
-		if err != nil {
-			break
-		}
-		defer c.Close()
-	}
+	lossy, drain := backlog.Full(t)
 	// After the first two attempts (300 ms and at least 100 ms), the queue drains: the verification gets through.
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		select {
-		case <-time.After(500 * time.Millisecond):
-		case <-stop:
-			return
-		}
-		for {
-			if nfd, _, err := syscall.Accept(fd); err == nil {
-				syscall.Close(nfd)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
+	time.AfterFunc(500*time.Millisecond, drain)
 
 	plan := probetest.Plan(t, steps.Config{Ports: []int{open, lossy}}, "tcp")
 	opts := probetest.Options(engine.Options{Retries: 1})
