@@ -2,6 +2,7 @@ package nbt_test
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -9,9 +10,11 @@ import (
 	"time"
 
 	"github.com/ofmprobe/ofmprobe/probe/engine"
+	"github.com/ofmprobe/ofmprobe/probe/internal/backlog"
 	"github.com/ofmprobe/ofmprobe/probe/internal/probetest"
 	"github.com/ofmprobe/ofmprobe/probe/netbios"
 	"github.com/ofmprobe/ofmprobe/probe/status"
+	"github.com/ofmprobe/ofmprobe/probe/steps"
 	"github.com/ofmprobe/ofmprobe/probe/steps/nbt"
 )
 
@@ -160,5 +163,26 @@ func TestNodeStatusIgnoresOtherSources(t *testing.T) {
 	ns := queryNodeStatus(t, nbstatEnv(t), pc.LocalAddr().(*net.UDPAddr).Port)
 	if ns.State != status.OpenFiltered {
 		t.Errorf("got %s, want open|filtered: a spoofed answer was accepted", ns.State)
+	}
+}
+
+// TestNodeStatusVerifiedLongerOnALossyPath: node status silent on a host one of whose TCP ports answered only when
+// its silence was verified (its accept queue full at first: a SYN lost on the way to a host that answers) is asked LossyVerifyTries more times, not
+// VerifyTries: on a path that loses packets, silence through a few queries proves little.
+func TestNodeStatusVerifiedLongerOnALossyPath(t *testing.T) {
+	udpPort, queries := probetest.UDPFake(t, func(int, []byte) [][]byte { return nil })
+	lossy, drain := backlog.Full(t)
+	time.AfterFunc(500*time.Millisecond, drain) // after the first two attempts of 300 ms and their pause
+	cfg := steps.Config{Ports: []int{probetest.ListenOpen(t), lossy}, NetBIOS: nbt.Config{NodeStatusPort: uint16(udpPort), SessionPort: 139}}
+	h := probetest.Scan(t, cfg, engine.Options{Retries: 1, UDPTimeout: 100 * time.Millisecond, UDPRetries: 1}, "127.0.0.1", "tcp", "nbstat")
+	if p, _ := h.Port(lossy); p.State != status.Open || !p.AnsweredOnRetry() {
+		t.Fatalf("port %+v, want open on a retry", p)
+	}
+	r, _ := h.Result(nbt.NodeStatusStep)
+	ns := r.(*nbt.NodeStatus)
+	want := 2 + nbt.LossyVerifyTries
+	if ns.State != status.OpenFiltered || ns.Attempts != want || queries.Load() != int64(want) ||
+		!strings.HasSuffix(ns.Evidence, fmt.Sprintf("(the last %d after the host answered other probes)", nbt.LossyVerifyTries)) {
+		t.Errorf("node status %+v after %d queries, want open|filtered after %d", ns, queries.Load(), want)
 	}
 }
