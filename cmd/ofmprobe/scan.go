@@ -86,6 +86,7 @@ type scanOptions struct {
 	steps           []string
 	hostsInFlight   int
 	cpuProfile      string
+	memProfile      string
 }
 
 func scanCommand() *cli.Command {
@@ -133,6 +134,7 @@ func scanCommand() *cli.Command {
 			&cli.IntFlag{Name: "read-log", Usage: "put the last `N` lines of OFMNT.LOG in the report"},
 			&cli.BoolFlag{Name: "debug", Usage: "print internal errors with their stacks, and the engine's counters, on stderr"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the scan to `FILE` (for developers)", Hidden: true},
+			&cli.StringFlag{Name: "memprofile", Usage: "write a Go heap profile of the scan's largest heap to `FILE` (for developers)", Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
 			opts := scanOptions{
@@ -175,6 +177,7 @@ func scanCommand() *cli.Command {
 				hostsInFlight:   c.Int("hosts-in-flight"),
 				syn:             c.Bool("syn"),
 				cpuProfile:      c.String("cpuprofile"),
+				memProfile:      c.String("memprofile"),
 			}
 			return runScan(c.Context, opts, c.App.Reader, c.App.Writer, c.App.ErrWriter)
 		},
@@ -363,6 +366,11 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 			return usageErrorf("--cpuprofile: %v", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if opts.memProfile != "" {
+		if err := peakHeapProfile(abortCtx, opts.memProfile); err != nil {
+			return usageErrorf("--memprofile: %v", err)
+		}
 	}
 	var bar *progress
 	if opts.stderrIsTerm && !opts.quiet {
