@@ -479,6 +479,10 @@ write_nft() {
 					ip daddr @dropped tcp dport { 53, 135, 139, 445 } drop
 					ip daddr @mixed tcp dport 139 reject with tcp reset
 					ip daddr @mixed tcp dport 135 drop
+					# 53 of the open and mixed hosts, where nothing listens: refused here rather than by the TCP
+					# stack, whose resets come from a control socket with a small send buffer that a reset waiting
+					# in slow mode's delay line holds, so a slow sweep lost resets (see LAB-NOTES.md).
+					tcp dport 53 reject with tcp reset
 					# reject in an inet table sends ICMP port unreachable for IPv4.
 					ip daddr @closed udp dport 137 reject
 					ip daddr @dropped udp dport 137 drop
