@@ -67,7 +67,7 @@ type RunOptions struct {
 	Seed  uint64 `json:"seed,omitempty"`
 	// Steps are the --steps the run was narrowed to; empty: every step the profiles need.
 	Steps []string `json:"steps,omitempty"`
-	// HostsInFlight is the --hosts-in-flight bound given; 0: the default.
+	// HostsInFlight is the bound on hosts in flight when not the default: --hosts-in-flight, or what --memory gave.
 	HostsInFlight int `json:"hosts_in_flight,omitempty"`
 	// Hops is the most hops the hop finder traced a silent TCP port through; 0: it was off.
 	Hops int `json:"hops,omitempty"`

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -85,6 +86,7 @@ type scanOptions struct {
 	stderrIsTerm    bool
 	steps           []string
 	hostsInFlight   int
+	memory          string
 	cpuProfile      string
 	memProfile      string
 }
@@ -116,8 +118,10 @@ func scanCommand() *cli.Command {
 			&cli.IntFlag{Name: "concurrency", Usage: "`N` sockets in flight across the scan", DefaultText: fmt.Sprintf("%d, or less when the open-file limit is lower", autoConcurrency)},
 			&cli.IntFlag{Name: "per-host", Value: 8, Usage: "`N` probes in flight to any one host"},
 			&cli.BoolFlag{Name: "syn", Usage: "send TCP probes to IPv4 hosts as raw SYNs (as nmap -sS; needs root or CAP_NET_RAW), not as full connects on a socket each (as nmap -sT, the default)"},
+			&cli.StringFlag{Name: "memory", Value: formatSize(engine.DefaultMemory), Usage: "the scan's memory budget, `SIZE` (224MiB, 1GiB): the Go runtime's soft limit, and the bound on hosts in flight unless --hosts-in-flight is given; more lets more hosts wait at once on a slow network"},
 			&cli.IntFlag{Name: "hosts-in-flight", Usage: "probe at most `N` hosts at once (a waiting host costs a few KiB, not a socket)",
-				DefaultText: fmt.Sprintf("%d: a %d MiB budget at %d KiB a host", engine.DefaultHostsInFlight, engine.HostMemoryBudget>>20, engine.BytesPerHost>>10)},
+				DefaultText: fmt.Sprintf("from --memory: %d for %s, %s of it kept for the exchanges and the runtime, %d KiB a host with the collector's headroom",
+					engine.DefaultHostsInFlight, formatSize(engine.DefaultMemory), formatSize(engine.MemoryReserve), 2*engine.BytesPerHost>>10)},
 			&cli.StringSliceFlag{Name: "steps", Usage: "run only these `STEPS` (repeatable, or comma-separated: " + strings.Join(steps.Keys(), ", ") + "), and the steps they need; default: every step the profiles' checks use"},
 			&cli.Float64Flag{Name: "rate", Usage: "send at most `N` new connections and datagrams per second across the scan", DefaultText: "no cap"},
 			&cli.StringFlag{Name: "shard", Usage: "scan only part `I/N` of the targets (the same --seed on every machine covers every address once); job/N takes I from a Kubernetes Indexed Job's JOB_COMPLETION_INDEX (plus one), N being the Job's completions"},
@@ -175,6 +179,7 @@ func scanCommand() *cli.Command {
 				stderrIsTerm:    isTerminal(c.App.ErrWriter),
 				steps:           c.StringSlice("steps"),
 				hostsInFlight:   c.Int("hosts-in-flight"),
+				memory:          c.String("memory"),
 				syn:             c.Bool("syn"),
 				cpuProfile:      c.String("cpuprofile"),
 				memProfile:      c.String("memprofile"),
@@ -322,6 +327,13 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if opts.hostsInFlight < 0 {
 		return usageErrorf("--hosts-in-flight %d must be at least 1 (or 0 for the default)", opts.hostsInFlight)
 	}
+	memory, err := memoryBudget(opts.memory)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	if opts.hostsInFlight == 0 && memory != engine.DefaultMemory {
+		opts.hostsInFlight = engine.HostsInFlightFor(memory) // else the engine's default, the same, unrecorded
+	}
 	engineOpts := engine.Options{
 		Timeout: opts.timeout, Retries: opts.retries, UDPTimeout: opts.udpTimeout, UDPRetries: opts.udpRetries,
 		Sockets: budget, PerHost: opts.perHost, HostsInFlight: opts.hostsInFlight, Rate: opts.rate,
@@ -333,6 +345,7 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
+	defer limitMemory(memory)()
 	if err := scanner.SYNUnavailable(); err != nil {
 		fmt.Fprintf(stderr, "ofmprobe: --syn: %v (it needs root or CAP_NET_RAW): the TCP probes are full connects\n", err)
 	}
@@ -424,8 +437,8 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	}
 	if opts.debug {
 		d := stats.Datagrams
-		fmt.Fprintf(stderr, "ofmprobe: hosts in flight at most %d (bound %d); UDP: %d sent, %d answers, %d strays, %d ICMP errors, %d send failures, %d pushbacks, %d kernel drops, receive buffer %d bytes\n",
-			stats.PeakHosts, stats.HostLimit, d.Sent, d.Answers, d.Strays, d.ICMPErrors, d.SendFailures, d.Pushbacks, d.KernelDrops, d.ReceiveBuffer)
+		fmt.Fprintf(stderr, "ofmprobe: hosts in flight at most %d (bound %d), memory limit %s; UDP: %d sent, %d answers, %d strays, %d ICMP errors, %d send failures, %d pushbacks, %d kernel drops, receive buffer %d bytes\n",
+			stats.PeakHosts, stats.HostLimit, formatSize(debug.SetMemoryLimit(-1)), d.Sent, d.Answers, d.Strays, d.ICMPErrors, d.SendFailures, d.Pushbacks, d.KernelDrops, d.ReceiveBuffer)
 	}
 	run.Finished = time.Now().UTC()
 	run.Interrupted = interrupted.Load() || stats.Stopped

@@ -43,16 +43,30 @@ func New(plan *Plan, opts Options) (*Engine, error) {
 	return &Engine{plan: plan, opts: opts, env: NewEnv(opts), stop: make(chan struct{})}, nil
 }
 
-// DefaultHostsInFlight is the bound on hosts in flight when none is given: HostMemoryBudget divided by the bytes a
-// waiting host costs (BytesPerHost, measured by TestBytesPerHostInFlight).
-var DefaultHostsInFlight = HostMemoryBudget / BytesPerHost
+// DefaultHostsInFlight is the bound on hosts in flight when none is given: what DefaultMemory allows
+// (HostsInFlightFor).
+var DefaultHostsInFlight = HostsInFlightFor(DefaultMemory)
 
-// HostMemoryBudget is the memory the hosts in flight may take, and BytesPerHost what one takes while it waits: its
-// struct, its results so far and the pending datagram queries of its UDP steps. BENCHMARKS.md has the measurement.
+// The memory budget of a scan (ofmprobe scan --memory): DefaultMemory is the default, the runtime's soft memory limit
+// too. Of it, MemoryReserve is kept for what does not grow with the hosts in flight: the protocol exchanges' worker
+// stacks and buffers (up to 72 MiB measured with 4,096 exchanges waiting on a slow /16), the runtime and the report's
+// buffers. Each host in flight takes BytesPerHost while it waits (its struct, its results so far and the pending
+// datagram queries of its UDP steps; TestBytesPerHostInFlight measures it), and as much again of the collector's
+// headroom (GOGC=100): the rest of the budget divided by twice BytesPerHost is the bound on hosts in flight.
+// BENCHMARKS.md has the measurements.
 const (
-	HostMemoryBudget = 64 << 20
-	BytesPerHost     = 4 << 10
+	DefaultMemory = 224 << 20
+	MemoryReserve = 96 << 20
+	BytesPerHost  = 4 << 10
+	// MinMemory is the smallest budget that leaves room for hosts: a sixteenth of the reserve for them.
+	MinMemory = MemoryReserve + MemoryReserve/16
 )
+
+// HostsInFlightFor is the bound on hosts in flight that a memory budget of memory bytes allows: what is left after
+// MemoryReserve, at twice BytesPerHost a host, and at least 64.
+func HostsInFlightFor(memory int64) int {
+	return int(max(64, (memory-MemoryReserve)/(2*BytesPerHost)))
+}
 
 // Env returns the environment the engine hands its steps.
 func (e *Engine) Env() *Env { return e.env }
