@@ -138,6 +138,9 @@ type Stats struct {
 	// Pushbacks is the number of socket or connect calls retried after EMFILE, ENFILE, ENOBUFS, EADDRNOTAVAIL,
 	// ENOMEM or EAGAIN.
 	Pushbacks uint64
+	// Resent is the number of second SYNs the SYN prober sent, at synRTO, for attempts not answered by then (the
+	// connector's kernel does the same for connects, uncounted).
+	Resent uint64
 	// InFlight is the number of sockets open now; PeakInFlight is the most there ever were at once.
 	InFlight, PeakInFlight int
 	// Queued is the number of attempts waiting for the sender now.

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,8 +30,14 @@ import (
 // It has the connector's API (Connect, Stats, Lost, Close) and outcomes: Connected for a SYN-ACK, Refused for a
 // RST (or an ICMP port unreachable), Unreachable for the other ICMP destination-unreachable codes, with the ICMP
 // error and its offender as the kernel's error queue would give them, Denied when this machine's firewall refuses
-// the send (EPERM), TimedOut for silence. A SYN without an answer is not sent again by the kernel: every attempt is
-// one SYN, and the caller's retries are the retries.
+// the send (EPERM), TimedOut for silence.
+//
+// The kernel does not send a raw SYN again, so the prober does it as the kernel would for a connect: an attempt
+// whose timeout is longer than synRTO (TCP's initial retransmission timeout, RFC 6298) sends a second SYN at synRTO,
+// from another source port, so that an answer names the SYN it answers. An answer to the second one is Retransmitted:
+// the path lost the first SYN or its answer (a loss, which cuts the window, and no round-trip sample); a late
+// answer to the first one is not. Without it an attempt would carry one SYN where a connect carries two, and on a
+// path that loses 30 % each way it would fail one time in two instead of one in four.
 type SYN struct {
 	cfg   Config
 	epoch time.Time
@@ -41,20 +48,24 @@ type SYN struct {
 	wg    sync.WaitGroup
 	wake  chan struct{}
 
-	mu      sync.Mutex
-	closed  bool
-	queue   []*synAttempt
-	flight  map[synKey]*synAttempt
-	timers  timeheap.Heap[*synAttempt]
-	win     window
-	peak    int
-	sources map[[3]byte]netip.Addr // the local address that routes to each /24
+	mu     sync.Mutex
+	closed bool
+	queue  []*synAttempt
+	// flight holds each attempt in flight under the key of each SYN it sent (two after its resend); inFlight counts
+	// the attempts.
+	flight   map[synKey]*synAttempt
+	inFlight int
+	timers   timeheap.Heap[*synAttempt]
+	win      window
+	peak     int
+	sources  map[[3]byte]netip.Addr // the local address that routes to each /24
 	// broadcasts are this machine's subnets' broadcast addresses, to which TCP cannot connect (the kernel refuses
 	// a connect there with ENETUNREACH): a SYN prober refuses them the same way.
 	broadcasts map[[4]byte]bool
 	nextSrc    uint16
 
 	counters
+	resent atomic.Uint64
 }
 
 // synKey names an attempt by what its answers carry: the destination, its port and the SYN's source port.
@@ -64,17 +75,27 @@ type synKey struct {
 	sport uint16
 }
 
-// synAttempt is one SYN in flight or queued: about 100 bytes.
+// synAttempt is one attempt's SYNs in flight or queued: about 130 bytes. key and seq are its first SYN's; resent
+// says it sent a second, key2 and seq2, at synRTO; src is the local address both come from.
 type synAttempt struct {
-	key     synKey
-	dstAddr netip.AddrPort
-	seq     uint32
-	timeout int64
-	start   int64
-	done    func(Result)
-	started func()
+	key, key2 synKey
+	dstAddr   netip.AddrPort
+	src       netip.Addr
+	seq, seq2 uint32
+	resent    bool
+	timeout   int64
+	start     int64
+	done      func(Result)
+	started   func()
 	timeheap.Timed
 }
+
+// synRTO is when an attempt sends its second SYN: TCP's initial retransmission timeout (RFC 6298 2.1, and Linux's
+// TCP_TIMEOUT_INIT), as a connect's kernel does.
+const synRTO = time.Second
+
+// resends reports whether p sends a second SYN: its timeout is longer than synRTO.
+func (p *synAttempt) resends() bool { return p.timeout > int64(synRTO) }
 
 // The SYN's source ports: below the kernel's ephemeral range (32768-60999 by default), so that no connection of this
 // machine's own (the protocol exchanges dial the same hosts and ports) shares a SYN's four-tuple.
@@ -171,8 +192,9 @@ func (s *SYN) Connect(a Attempt) {
 // Stats returns the counters as of now.
 func (s *SYN) Stats() Stats {
 	st := s.counters.stats(s.cfg.MaxInFlight)
+	st.Resent = s.resent.Load()
 	s.mu.Lock()
-	st.InFlight, st.PeakInFlight, st.Queued = len(s.flight), s.peak, len(s.queue)
+	st.InFlight, st.PeakInFlight, st.Queued = s.inFlight, s.peak, len(s.queue)
 	st.Window, st.LowestWindow, st.Backoffs = s.win.cwnd, s.win.lowest, s.win.backoffs
 	s.mu.Unlock()
 	return st
@@ -204,10 +226,12 @@ func (s *SYN) Close() error {
 	s.wg.Wait()
 	s.mu.Lock()
 	canceled := s.queue
-	for _, p := range s.flight {
-		canceled = append(canceled, p)
+	for k, p := range s.flight {
+		if k == p.key { // once, not once per SYN
+			canceled = append(canceled, p)
+		}
 	}
-	s.queue, s.flight, s.timers = nil, map[synKey]*synAttempt{}, nil
+	s.queue, s.flight, s.timers, s.inFlight = nil, map[synKey]*synAttempt{}, nil, 0
 	s.mu.Unlock()
 	for _, p := range canceled {
 		s.end(p, Result{Outcome: Canceled, Err: ErrClosed})
@@ -229,17 +253,21 @@ func (s *SYN) runSender() {
 	defer s.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	var expired []*synAttempt
+	var expired, resend []*synAttempt
 	for {
 		s.mu.Lock()
 		now := s.now()
 		for len(s.timers) > 0 && s.timers[0].At <= now {
 			p := s.timers.Pop()
-			delete(s.flight, p.key)
+			if !p.resent && p.resends() && now < p.start+p.timeout {
+				resend = append(resend, p)
+				continue
+			}
+			s.dropLocked(p)
 			expired = append(expired, p)
 		}
 		var next *synAttempt
-		if len(s.queue) > 0 && len(s.flight) < s.win.cwnd {
+		if len(s.queue) > 0 && s.inFlight < s.win.cwnd {
 			next = s.queue[0]
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
@@ -257,9 +285,18 @@ func (s *SYN) runSender() {
 			expired[i] = nil
 		}
 		expired = expired[:0]
+		rearmed := len(resend) > 0
+		for i, p := range resend {
+			s.resend(p)
+			resend[i] = nil
+		}
+		resend = resend[:0]
 		if next != nil {
 			s.send(next)
 			continue
+		}
+		if rearmed {
+			continue // the resent attempts' timers are new: wait for the earliest again
 		}
 		timer.Reset(max(wait, 0))
 		select {
@@ -297,40 +334,17 @@ func (s *SYN) send(p *synAttempt) {
 		return
 	}
 	s.mu.Lock()
-	p.seq, p.start = rand.Uint32(), s.now()
-	p.key = synKey{dst: p.dstAddr.Addr().As4(), dport: p.dstAddr.Port()}
-	for range synPortHigh - synPortLow {
-		s.nextSrc++
-		if s.nextSrc > synPortHigh || s.nextSrc < synPortLow {
-			s.nextSrc = synPortLow
-		}
-		p.key.sport = s.nextSrc
-		if s.flight[p.key] == nil {
-			break
-		}
-	}
+	p.seq, p.start, p.src = rand.Uint32(), s.now(), src
+	p.key = s.freeKeyLocked(p.dstAddr)
 	s.flight[p.key] = p
-	s.peak = max(s.peak, len(s.flight))
+	s.inFlight++
+	s.peak = max(s.peak, s.inFlight)
 	s.mu.Unlock()
 
-	seg := synSegment(src, p.dstAddr, p.key.sport, p.seq)
-	dst := &net.IPAddr{IP: p.dstAddr.Addr().AsSlice()}
-	delay := time.Millisecond
-	for retry := 0; ; retry++ {
-		_, err = s.tcp.WriteTo(seg, dst)
-		if err == nil || !isPushback(err) || retry >= synPushbackRetries {
-			break
-		}
-		s.pushbacks.Add(1)
-		select {
-		case <-time.After(delay):
-		case <-s.ctx.Done():
-		}
-		delay = min(2*delay, 50*time.Millisecond)
-	}
+	err = s.write(synSegment(src, p.dstAddr, p.key.sport, p.seq), p.dstAddr)
 	if err != nil {
 		s.mu.Lock()
-		delete(s.flight, p.key)
+		s.dropLocked(p)
 		s.mu.Unlock()
 		if s.ctx.Err() != nil {
 			s.end(p, Result{Outcome: Canceled, Err: ErrClosed})
@@ -347,9 +361,79 @@ func (s *SYN) send(p *synAttempt) {
 	s.mu.Lock()
 	if s.flight[p.key] == p { // not answered already
 		p.At = p.start + p.timeout
+		if p.resends() {
+			p.At = p.start + int64(synRTO)
+		}
 		s.timers.Push(p)
 	}
 	s.mu.Unlock()
+}
+
+// resend sends p's second SYN, from another source port, unless p was answered meanwhile, and waits for either
+// until p's timeout. A failed send leaves the first SYN to its timeout.
+func (s *SYN) resend(p *synAttempt) {
+	s.mu.Lock()
+	if s.flight[p.key] != p {
+		s.mu.Unlock()
+		return
+	}
+	p.key2, p.seq2, p.resent = s.freeKeyLocked(p.dstAddr), rand.Uint32(), true
+	s.flight[p.key2] = p
+	p.At = p.start + p.timeout
+	s.timers.Push(p)
+	s.mu.Unlock()
+	s.resent.Add(1) // before the send, so that it counts before the answer can
+	if s.write(synSegment(p.src, p.dstAddr, p.key2.sport, p.seq2), p.dstAddr) != nil {
+		s.resent.Add(^uint64(0))
+	}
+}
+
+// freeKeyLocked picks the next source port that no SYN in flight to dst uses.
+func (s *SYN) freeKeyLocked(dst netip.AddrPort) synKey {
+	k := synKey{dst: dst.Addr().As4(), dport: dst.Port()}
+	for range synPortHigh - synPortLow {
+		s.nextSrc++
+		if s.nextSrc > synPortHigh || s.nextSrc < synPortLow {
+			s.nextSrc = synPortLow
+		}
+		k.sport = s.nextSrc
+		if s.flight[k] == nil {
+			break
+		}
+	}
+	return k
+}
+
+// dropLocked takes p out of flight: the keys of its SYNs, and its timer.
+func (s *SYN) dropLocked(p *synAttempt) {
+	if s.flight[p.key] == p {
+		delete(s.flight, p.key)
+		s.inFlight--
+	}
+	if p.resent && s.flight[p.key2] == p {
+		delete(s.flight, p.key2)
+	}
+	if p.Queued() {
+		s.timers.Remove(p)
+	}
+}
+
+// write sends one SYN segment to dst, retrying kernel pushback a few times.
+func (s *SYN) write(seg []byte, dst netip.AddrPort) error {
+	to := &net.IPAddr{IP: dst.Addr().AsSlice()}
+	delay := time.Millisecond
+	for retry := 0; ; retry++ {
+		_, err := s.tcp.WriteTo(seg, to)
+		if err == nil || !isPushback(err) || retry >= synPushbackRetries {
+			return err
+		}
+		s.pushbacks.Add(1)
+		select {
+		case <-time.After(delay):
+		case <-s.ctx.Done():
+		}
+		delay = min(2*delay, 50*time.Millisecond)
+	}
 }
 
 // source is the local address the routing table picks for dst, from a connected UDP socket's name, remembered per
@@ -381,16 +465,15 @@ func (s *SYN) settle(k synKey, ack uint32, r Result) {
 	now := s.now()
 	s.mu.Lock()
 	p := s.flight[k]
-	if p == nil || ack != p.seq+1 {
+	second := p != nil && p.resent && k == p.key2
+	if p == nil || (!second && ack != p.seq+1) || (second && ack != p.seq2+1) {
 		s.mu.Unlock()
 		return // a stray, a spoofed answer, or one to an attempt that already ended
 	}
-	delete(s.flight, k)
-	if p.Queued() {
-		s.timers.Remove(p)
-	}
+	s.dropLocked(p)
 	s.mu.Unlock()
 	r.RTT = time.Duration(now - p.start)
+	r.Retransmitted = second
 	wake(s.wake) // a slot is free
 	s.end(p, r)
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ofmprobe/ofmprobe/probe/internal/backlog"
 )
 
 // openSYN opens the raw-socket prober, or skips the test where raw sockets are not allowed (not root).
@@ -191,4 +193,47 @@ func FuzzParseSegment(f *testing.F) {
 			t.Errorf("accepted %d bytes: %+v", len(b), s)
 		}
 	})
+}
+
+// TestSYNResendsAtTheRTO loses the first SYN for real, as TestRetransmittedSYNIsALoss does for a connect: the
+// listener's accept queue is full, so the kernel drops it, and the queue is drained before the prober's second SYN
+// at synRTO, which is answered. The attempt is Connected and Retransmitted, about a second after the first SYN, and
+// the prober counts the resend and the loss and cuts its window. An attempt whose timeout is not longer than synRTO
+// sends no second SYN.
+func TestSYNResendsAtTheRTO(t *testing.T) {
+	s := openSYN(t, Config{MaxInFlight: 64})
+	port, drain := backlog.Full(t)
+	dst := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+
+	short := newResults(t, 1)
+	s.Connect(Attempt{Dst: dst, Timeout: 800 * time.Millisecond, Done: short.done(0)})
+	short.wait(5 * time.Second)
+	if got := short.got[0]; got.Outcome != TimedOut || got.Retransmitted {
+		t.Fatalf("800ms attempt: %+v, want timed out", got)
+	}
+	if st := s.Stats(); st.Resent != 0 {
+		t.Fatalf("800ms attempt: %d second SYNs, want none", st.Resent)
+	}
+	// Silence through both SYNs ends at the attempt's timeout, not later.
+	silent := newResults(t, 1)
+	s.Connect(Attempt{Dst: dst, Timeout: 1300 * time.Millisecond, Done: silent.done(0)})
+	silent.wait(5 * time.Second)
+	if got := silent.got[0]; got.Outcome != TimedOut || got.RTT < 1300*time.Millisecond || got.RTT > 1800*time.Millisecond {
+		t.Fatalf("1.3s silent attempt: %+v, want timed out at 1.3s", got)
+	}
+	if st := s.Stats(); st.Resent != 1 {
+		t.Fatalf("1.3s silent attempt: %d second SYNs, want one", st.Resent)
+	}
+
+	time.AfterFunc(400*time.Millisecond, drain) // after the first SYN, before the second
+	r := newResults(t, 1)
+	s.Connect(Attempt{Dst: dst, Timeout: 3 * time.Second, Done: r.done(0)})
+	r.wait(10 * time.Second)
+	got := r.got[0]
+	if got.Outcome != Connected || !got.Retransmitted || got.RTT < 900*time.Millisecond || got.RTT > 2*time.Second {
+		t.Fatalf("got %+v, want connected to the second SYN, about 1 s after the first", got)
+	}
+	if st := s.Stats(); st.Resent != 2 || st.Losses != 1 || st.Backoffs != 1 || st.Window != 32 || st.InFlight != 0 {
+		t.Errorf("stats %+v: want one second SYN, the loss counted, the window halved, nothing left in flight", st)
+	}
 }
