@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,11 +61,12 @@ func Probe(ctx context.Context, env *engine.Env, h *engine.Host, port int, done 
 // socket closes at its timeout, as before.
 
 // Verifying silence. A port silent through its retries on a host that answered on another TCP port is tried again
-// before it is called filtered, after a short pause, each time with the scan's full timeout (long enough for the
-// kernel's own SYN retransmission at 1 s): VerifyTries more attempts, or LossyVerifyTries when one of the host's
-// answers came only on a retry or a retransmitted SYN (the path loses packets, so silence proves little), also when
-// that shows only during the verification. A firewalled port of a host that answers costs VerifyTries more
-// timeouts; a host whose TCP ports are all silent costs nothing more. While no other TCP port has answered, the
+// before it is called filtered, each attempt with the scan's full timeout (long enough for the kernel's own SYN
+// retransmission at 1 s): VerifyTries more attempts, or LossyVerifyTries when one of the host's answers came only on
+// a retry or a retransmitted SYN (the path loses packets, so silence proves little), also when that shows only
+// during the verification. The attempts of a verification run together, each leaving a short random pause after
+// the one before (a round: see verifyRound), so a firewalled port of a host that answers costs one more timeout and
+// the pauses; a host whose TCP ports are all silent costs nothing more. While no other TCP port has answered, the
 // decision waits for the host's other connects, at most peerWaitFactor first timeouts, in steps of peerPoll. On a
 // path that loses 30 % each way, an attempt (a SYN and the kernel's second one) fails about one time in four
 // (0.51^2): the lossy count makes eight attempts, which all fail about once in 50,000 (0.26^8), where six, as
@@ -90,11 +92,11 @@ type probe struct {
 	// so a connect probe allocates nothing more for them.
 	timeouts [engine.MaxRetries + 1 + LossyVerifyTries]time.Duration
 	tried    int
-	// verify is how many verification attempts remain once they started (verifying); waited is how long the probe
-	// has waited for the host's other probes.
+	// verifying says the verification started, verified how many attempts it made (its rounds'), round how many the
+	// round under way makes; waited is how long the probe has waited for the host's other probes.
 	verifying bool
 	lossy     bool
-	verify    int
+	round     int
 	verified  int
 	waited    time.Duration
 	done      func(engine.PortResult)
@@ -211,25 +213,22 @@ func (p *probe) result(c engine.ConnectResult) {
 			r.State, r.Evidence = status.Error, fmt.Sprintf("tcp %d: scan cancelled", port)
 			break
 		}
-		p.silent++
-		if p.silent <= p.env.Retries() {
-			p.attempt()
-			return
-		}
-		if p.verifying && !p.lossy && p.h.Lossy() {
-			// A loss seen meanwhile (node status answered on a retry, say) makes it the longer verification.
-			p.lossy = true
-			p.verify += LossyVerifyTries - VerifyTries
-			p.verified += LossyVerifyTries - VerifyTries
-		}
-		if p.verifying && p.verify > 0 && !p.env.Stopping() {
-			p.verify--
-			p.pauseThenAttempt()
-			return
-		}
 		if !p.verifying {
+			p.silent++
+			if p.silent <= p.env.Retries() {
+				p.attempt()
+				return
+			}
 			p.h.ParkSilence()
 			p.decideSilence()
+			return
+		}
+		// Every attempt of the verification round met silence.
+		p.silent += p.round
+		if !p.lossy && p.h.Lossy() && !p.env.Stopping() {
+			// A loss seen meanwhile (node status answered on a retry, say) makes it the longer verification.
+			p.lossy = true
+			p.verifyRound(LossyVerifyTries - VerifyTries)
 			return
 		}
 		p.filtered()
@@ -321,14 +320,12 @@ func (p *probe) decideSilence() {
 	// (while UDP draws ICMP errors) is a firewall that drops TCP, which losing every SYN of every port would only
 	// mimic by a long chance.
 	if v.TCPAnswered {
-		p.verify, p.lossy = VerifyTries, v.Lossy
-		if v.Lossy {
-			p.verify = LossyVerifyTries
+		n := VerifyTries
+		if p.lossy = v.Lossy; v.Lossy {
+			n = LossyVerifyTries
 		}
-		p.verified = p.verify
 		p.env.VerifyingPort()
-		p.verify--
-		p.pauseThenAttempt()
+		p.verifyRound(n)
 		return
 	}
 	p.filtered()
@@ -345,10 +342,68 @@ func (p *probe) filtered() {
 	}
 }
 
-// pauseThenAttempt makes a verification attempt after a short random pause, so that the verifications of many
-// ports do not leave in one burst.
-func (p *probe) pauseThenAttempt() {
-	time.AfterFunc(verifyPauseMin+rand.N(verifyPauseMax-verifyPauseMin), p.attempt)
+// verifyRound makes n verification attempts together, each with the full timeout, the first after a short random
+// pause and each of the others after another one: the same SYNs as one attempt after the other, spaced as much (so
+// that the verifications of many ports, or the attempts of one, do not leave in one burst), in one timeout and the
+// pauses instead of n timeouts. The first answer decides the port, reported as the attempt it answered; the others'
+// results are dropped. Silence through all of them is the round's silence. Their callbacks may come from different
+// goroutines: they meet in a verifyJoin, which hands the probe one result, after which the probe goes on alone.
+func (p *probe) verifyRound(n int) {
+	timeout := max(p.timeouts[0], p.env.Timeout())
+	before := p.r.Attempts
+	for range n {
+		if p.tried < len(p.timeouts) {
+			p.timeouts[p.tried] = timeout
+			p.tried++
+		}
+	}
+	p.verifying, p.round = true, n
+	p.verified += n
+	p.r.Attempts += n
+	p.sent.Store(int32(p.r.Attempts))
+	j := &verifyJoin{p: p, left: n}
+	var pause time.Duration
+	for i := range n {
+		pause += verifyPauseMin + rand.N(verifyPauseMax-verifyPauseMin)
+		attempt := before + i + 1
+		time.AfterFunc(pause, func() {
+			if p.decided.Load() || j.ended() {
+				j.result(attempt, engine.ConnectResult{Outcome: connect.TimedOut, RTT: timeout}) // decided already: not sent
+				return
+			}
+			p.env.ConnectProbe(p.ctx, p.h.Addr, uint16(p.r.Port), timeout, func(c engine.ConnectResult) { j.result(attempt, c) })
+		})
+	}
+}
+
+// verifyJoin collects the results of a verification round's attempts: the first that is not silence, or the last
+// silence, goes to the probe, once.
+type verifyJoin struct {
+	p    *probe
+	mu   sync.Mutex
+	left int
+	done bool
+}
+
+func (j *verifyJoin) ended() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.done
+}
+
+func (j *verifyJoin) result(attempt int, c engine.ConnectResult) {
+	j.mu.Lock()
+	j.left--
+	if j.done || (c.Outcome == connect.TimedOut && j.left > 0) {
+		j.mu.Unlock()
+		return
+	}
+	j.done = true
+	j.mu.Unlock()
+	if c.Outcome != connect.TimedOut {
+		j.p.r.Attempts = attempt
+	}
+	j.p.result(c)
 }
 
 // waits words the attempts' timeouts: "of 1.5s" when they were all the same, else "of 1.5s, 500ms".

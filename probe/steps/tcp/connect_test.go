@@ -193,3 +193,27 @@ func TestTCPStatesWithSYNProbes(t *testing.T) {
 		t.Errorf("connects %+v: want them made by the SYN prober", c)
 	}
 }
+
+// TestTCPVerificationRoundsOverlap: the verification's attempts run together, each a short pause after the one
+// before, not one timeout after the other. A silent port of a host whose open port answers is verified with
+// VerifyTries attempts; meanwhile a port that answers only when verified (its accept queue full, then drained)
+// shows the path loses packets, so the silent port's verification grows to LossyVerifyTries. Its eight attempts of
+// 300 ms would take at least 2.5 s one after the other (each verification attempt after a pause of 50 ms or more);
+// in rounds they take about 1.6 s.
+func TestTCPVerificationRoundsOverlap(t *testing.T) {
+	open, silent := probetest.ListenOpen(t), probetest.SilentPort(t)
+	lossy, drain := backlog.Full(t)
+	time.AfterFunc(500*time.Millisecond, drain)
+	h := probetest.Scan(t, steps.Config{Ports: []int{open, silent, lossy}}, engine.Options{Retries: 1}, "127.0.0.1", "tcp")
+	if p, _ := h.Port(lossy); p.State != status.Open || !strings.Contains(p.Evidence, "its silence was verified") {
+		t.Fatalf("lossy port %+v, want open when verified", p)
+	}
+	p, _ := h.Port(silent)
+	if want := 2 + tcp.LossyVerifyTries; p.State != status.Filtered || p.Attempts != want ||
+		!strings.HasSuffix(p.Evidence, fmt.Sprintf("(the last %d after the host answered other probes)", tcp.LossyVerifyTries)) {
+		t.Fatalf("silent port %+v, want filtered after %d attempts", p, want)
+	}
+	if h.Duration > 2300*time.Millisecond {
+		t.Errorf("the host took %s: the verification attempts ran one after the other", h.Duration)
+	}
+}
