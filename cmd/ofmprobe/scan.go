@@ -419,9 +419,14 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if stats.Pushback > 0 {
 		fmt.Fprintf(stderr, "ofmprobe: the kernel refused sockets %d times (out of descriptors, buffers or ports): those probes waited and retried; the socket budget ended at %d\n", stats.Pushback, stats.Budget)
 	}
-	if c := stats.Connects; c.Backoffs > 0 {
-		fmt.Fprintf(stderr, "ofmprobe: TCP: %d %s met a loss on the way to hosts that answer: the connects in flight were cut %s, from %d to %d at the lowest, and ended at %d\n",
-			c.Losses, engine.Plural(int(c.Losses), "connect"), times(c.Backoffs), c.MaxInFlight, c.LowestWindow, c.Window)
+	for _, path := range []struct {
+		name, probes string
+		c            engine.ConnectStats
+	}{{"TCP", "connect", stats.Connects}, {"TCP SYN probes", "SYN probe", stats.SYN}} {
+		if c := path.c; c.Backoffs > 0 {
+			fmt.Fprintf(stderr, "ofmprobe: %s: %d %s met a loss on the way to hosts that answer: the %ss in flight were cut %s, from %d to %d at the lowest, and ended at %d\n",
+				path.name, c.Losses, engine.Plural(int(c.Losses), path.probes), path.probes, times(c.Backoffs), c.MaxInFlight, c.LowestWindow, c.Window)
+		}
 	}
 	if d := stats.Datagrams; d.Backoffs > 0 {
 		fmt.Fprintf(stderr, "ofmprobe: UDP: answers came only after retries %s (loss on the way): the window of queries in flight was cut %s, to %d at the lowest, and ended at %d\n",
@@ -436,6 +441,15 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 			stats.VerifiedPorts, stats.VerifiedQueries, stats.Recovered)
 	}
 	if opts.debug {
+		for _, path := range []struct {
+			name string
+			c    engine.ConnectStats
+		}{{"connector", stats.Connects}, {"SYN prober", stats.SYN}} {
+			if c := path.c; c.Started > 0 {
+				fmt.Fprintf(stderr, "ofmprobe: TCP %s: %d started, %d connected, %d refused, %d unreachable, %d timed out, %d denied, %d failed, %d local errors, %d second SYNs, %d pushbacks, %d losses, %d in flight at most (window %d of %d, lowest %d)\n",
+					path.name, c.Started, c.Connected, c.Refused, c.Unreachable, c.TimedOut, c.Denied, c.Failed, c.LocalErrors, c.Resent, c.Pushbacks, c.Losses, c.PeakInFlight, c.Window, c.MaxInFlight, c.LowestWindow)
+			}
+		}
 		d := stats.Datagrams
 		fmt.Fprintf(stderr, "ofmprobe: hosts in flight at most %d (bound %d), memory limit %s; UDP: %d sent, %d answers, %d strays, %d ICMP errors, %d send failures, %d pushbacks, %d kernel drops, receive buffer %d bytes\n",
 			stats.PeakHosts, stats.HostLimit, formatSize(debug.SetMemoryLimit(-1)), d.Sent, d.Answers, d.Strays, d.ICMPErrors, d.SendFailures, d.Pushbacks, d.KernelDrops, d.ReceiveBuffer)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -51,5 +52,24 @@ func TestSYNWithoutPrivilege(t *testing.T) {
 	doc, err := report.Read(&stdout, "scan output")
 	if err != nil || len(doc.Hosts) != 1 || len(doc.Hosts[0].Ports) != 1 || doc.Hosts[0].Ports[0].State != "open" {
 		t.Fatalf("report: %v, %+v", err, doc.Hosts)
+	}
+}
+
+// TestSYNDebugCounters: with --syn, --debug reports the SYN prober's own counters, apart from the connector's: a
+// silent port's attempts of 1.2 s (longer than TCP's initial RTO) each sent a second SYN.
+func TestSYNDebugCounters(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, for raw sockets")
+	}
+	port, closePort := loopbackListener(t)
+	defer closePort()
+	silent := silentLoopbackPorts(t, 1)
+	_, _, stderr := runCLI(t, "", "scan", "--syn", "--debug", "--steps", "tcp", "--ports", fmt.Sprintf("%d,%d", port, silent), "--timeout", "1200ms", "--retries", "0", "127.0.0.1")
+	m := regexp.MustCompile(`ofmprobe: TCP SYN prober: (\d+) started, 1 connected, .* (\d+) second SYNs`).FindStringSubmatch(stderr)
+	if m == nil || m[2] == "0" {
+		t.Fatalf("no SYN prober counters with second SYNs in stderr:\n%s", stderr)
+	}
+	if strings.Contains(stderr, "TCP connector:") {
+		t.Errorf("the connector made connects in a TCP-only --syn scan:\n%s", stderr)
 	}
 }

@@ -100,9 +100,10 @@ type Stats struct {
 	// HostLimit is the bound on hosts in flight, and PeakHosts the most that were in flight at once.
 	HostLimit int
 	PeakHosts int
-	// Connects counts what the scan's TCP connector did, with its congestion window. Zero when no connect went
-	// through it.
-	Connects ConnectStats
+	// Connects counts what the scan's TCP connector did, with its congestion window, and SYN what the raw SYN
+	// prober did (Options.TCPProbe), with its own; each is zero when no connect went through it. With SYN probes
+	// the connector still carries the hop finder's connects and IPv6.
+	Connects, SYN ConnectStats
 	// Datagrams counts what the scan's UDP mux did: datagrams sent, answers, strays, ICMP errors, local send
 	// failures, pushbacks and the kernel's receive drops. Zero when no UDP step ran.
 	Datagrams DatagramStats
@@ -244,7 +245,7 @@ func (e *Engine) Run(ctx context.Context, tgts iter.Seq[targets.Target], emit fu
 	dispatch.Wait()
 	e.workers.stop()
 	stats.Datagrams = e.env.datagramStats()
-	stats.Connects = e.env.connectStats()
+	stats.Connects, stats.SYN = e.env.connectStats()
 	e.env.close()
 	close(out)
 	<-emitted

@@ -60,19 +60,15 @@ func (e *Env) synUnavailable() error {
 // ConnectStats is what the scan's connector did: its counters and its congestion window.
 type ConnectStats = connect.Stats
 
-// connectStats returns the counters of the connect path that made most of the scan's connects; zero when none did.
-func (e *Env) connectStats() ConnectStats {
-	var c, s ConnectStats
+// connectStats returns the counters of the connector and of the SYN prober; each is zero when it made no connect.
+func (e *Env) connectStats() (connector, syn ConnectStats) {
 	if e.conn.c != nil {
-		c = e.conn.c.Stats()
+		connector = e.conn.c.Stats()
 	}
 	if e.conn.syn != nil {
-		s = e.conn.syn.Stats()
+		syn = e.conn.syn.Stats()
 	}
-	if s.Started > c.Started {
-		return s
-	}
-	return c
+	return connector, syn
 }
 
 // Lost reports a packet lost on the way to addr, a host that answers (a port that answered only when tried again, a
