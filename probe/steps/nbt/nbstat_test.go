@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,5 +185,34 @@ func TestNodeStatusVerifiedLongerOnALossyPath(t *testing.T) {
 	if ns.State != status.OpenFiltered || ns.Attempts != want || queries.Load() != int64(want) ||
 		!strings.HasSuffix(ns.Evidence, fmt.Sprintf("(the last %d after the host answered other probes)", nbt.LossyVerifyTries)) {
 		t.Errorf("node status %+v after %d queries, want open|filtered after %d", ns, queries.Load(), want)
+	}
+}
+
+// TestNodeStatusEarlyVerification: node status silent on a host whose TCP port answered at once is verified beside
+// its own tries, not after them: the verification's query goes out a short pause after the second try, so the five
+// queries (four tries of 400 ms and one more) all leave within about 1.25 s, where one after the other the fifth
+// would leave at 1.6 s.
+func TestNodeStatusEarlyVerification(t *testing.T) {
+	var mu sync.Mutex
+	var arrived []time.Duration
+	start := time.Now()
+	udpPort, queries := probetest.UDPFake(t, func(int, []byte) [][]byte {
+		mu.Lock()
+		arrived = append(arrived, time.Since(start))
+		mu.Unlock()
+		return nil
+	})
+	cfg := steps.Config{Ports: []int{probetest.ListenOpen(t)}, NetBIOS: nbt.Config{NodeStatusPort: uint16(udpPort), SessionPort: 139}}
+	h := probetest.Scan(t, cfg, engine.Options{UDPTimeout: 400 * time.Millisecond, UDPRetries: 3}, "127.0.0.1", "tcp", "nbstat")
+	r, _ := h.Result(nbt.NodeStatusStep)
+	ns := r.(*nbt.NodeStatus)
+	if ns.State != status.OpenFiltered || ns.Attempts != 5 || queries.Load() != 5 ||
+		!strings.HasSuffix(ns.Evidence, "(the last one after the host answered other probes)") {
+		t.Fatalf("node status %+v after %d queries, want open|filtered after 5, the last verified", ns, queries.Load())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if spread := arrived[4] - arrived[0]; spread > 1450*time.Millisecond {
+		t.Errorf("the five queries arrived over %s (%v): the verification waited for the last try", spread, arrived)
 	}
 }
