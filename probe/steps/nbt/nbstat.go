@@ -292,13 +292,8 @@ func (q *nodeStatusQuery) join() {
 // afterEarly is an early verification met by silence: it waits for the host's other first probes while they run,
 // makes it the longer verification when the path showed loss meanwhile, or reports the silence.
 func (q *nodeStatusQuery) afterEarly() {
-	v := q.h.Peers()
-	if q.env.Stopping() {
-		v = engine.PeerView{}
-	}
-	if v.Pending && q.waited < peerWait {
-		q.waited += peerPoll
-		time.AfterFunc(peerPoll, q.afterEarly)
+	v, waiting := q.peersOrWait(q.afterEarly)
+	if waiting {
 		return
 	}
 	if !q.lossy && v.Lossy {
@@ -346,16 +341,27 @@ func (q *nodeStatusQuery) result(r datagram.Result) {
 	q.decide()
 }
 
+// peersOrWait returns what the host's other probes have shown, or, while one of its other first probes still runs
+// (at most peerWait in all), calls then again after peerPoll and reports that it waits. A stopping scan does not wait
+// and sees nothing: no more queries.
+func (q *nodeStatusQuery) peersOrWait(then func()) (engine.PeerView, bool) {
+	if q.env.Stopping() {
+		return engine.PeerView{}, false
+	}
+	v := q.h.Peers()
+	if v.Pending && q.waited < peerWait {
+		q.waited += peerPoll
+		time.AfterFunc(peerPoll, then)
+		return v, true
+	}
+	return v, false
+}
+
 // decide verifies the silence of a host that answered another probe, waits for the host's other first probes while
 // they run, or reports the silence.
 func (q *nodeStatusQuery) decide() {
-	v := q.h.Peers()
-	if q.env.Stopping() {
-		v = engine.PeerView{}
-	}
-	if v.Pending && q.waited < peerWait {
-		q.waited += peerPoll
-		time.AfterFunc(peerPoll, q.decide)
+	v, waiting := q.peersOrWait(q.decide)
+	if waiting {
 		return
 	}
 	if !v.Answered {
