@@ -223,10 +223,7 @@ func (q *nodeStatusQuery) startEarly() {
 		q.mu.Unlock()
 		return
 	}
-	q.early, q.lossy, q.verified = true, v.Lossy, VerifyTries
-	if v.Lossy {
-		q.verified = LossyVerifyTries
-	}
+	q.early, q.lossy, q.verified = true, v.Lossy, verifyTries(v)
 	next := q.query
 	next.Tries, next.Done = q.verified, q.earlyResult
 	q.mu.Unlock()
@@ -297,12 +294,7 @@ func (q *nodeStatusQuery) afterEarly() {
 		return
 	}
 	if !q.lossy && v.Lossy {
-		q.lossy = true
-		q.attempts = q.last.Attempts
-		next := q.query
-		next.Tries = LossyVerifyTries - VerifyTries
-		q.verified += next.Tries
-		q.mux.Submit(next) // its result goes to result, as a verification's
+		q.growVerification(q.last.Attempts)
 		return
 	}
 	ns := nodeStatusResult(q.last, q.tries.Last())
@@ -314,12 +306,7 @@ func (q *nodeStatusQuery) result(r datagram.Result) {
 	q.tries.Sample(r)
 	if r.Outcome == datagram.Silent && q.verified > 0 && !q.lossy && q.h.Lossy() && !q.env.Stopping() {
 		// A loss seen meanwhile (a TCP answer to a retransmitted SYN, say) makes it the longer verification.
-		q.lossy = true
-		q.attempts += r.Attempts
-		next := q.query
-		next.Tries = LossyVerifyTries - VerifyTries
-		q.verified += next.Tries
-		q.mux.Submit(next)
+		q.growVerification(q.attempts + r.Attempts)
 		return
 	}
 	r.Attempts += q.attempts
@@ -339,6 +326,24 @@ func (q *nodeStatusQuery) result(r datagram.Result) {
 	}
 	q.last = r
 	q.decide()
+}
+
+// verifyTries is how many queries the verification of a host whose probes showed v makes.
+func verifyTries(v engine.PeerView) int {
+	if v.Lossy {
+		return LossyVerifyTries
+	}
+	return VerifyTries
+}
+
+// growVerification makes a verification that met silence the longer one, when the path showed loss only meanwhile:
+// the queries LossyVerifyTries adds, after attempts in all so far. Their result goes to result.
+func (q *nodeStatusQuery) growVerification(attempts int) {
+	q.lossy, q.attempts = true, attempts
+	next := q.query
+	next.Tries = LossyVerifyTries - VerifyTries
+	q.verified += next.Tries
+	q.mux.Submit(next)
 }
 
 // peersOrWait returns what the host's other probes have shown, or, while one of its other first probes still runs
@@ -368,10 +373,7 @@ func (q *nodeStatusQuery) decide() {
 		q.done(nodeStatusResult(q.last, q.tries.Last()))
 		return
 	}
-	q.verified, q.lossy = VerifyTries, v.Lossy
-	if v.Lossy {
-		q.verified = LossyVerifyTries
-	}
+	q.verified, q.lossy = verifyTries(v), v.Lossy
 	q.env.VerifyingQuery()
 	q.attempts = q.last.Attempts
 	next := q.query

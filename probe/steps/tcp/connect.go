@@ -357,7 +357,7 @@ func (p *probe) verifyRound(n int) {
 			p.tried++
 		}
 	}
-	p.verifying, p.round = true, n
+	p.round = n
 	p.verified += n
 	p.r.Attempts += n
 	p.sent.Store(int32(p.r.Attempts))
