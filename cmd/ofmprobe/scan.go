@@ -89,6 +89,7 @@ type scanOptions struct {
 	memory          string
 	cpuProfile      string
 	memProfile      string
+	trace           string
 }
 
 func scanCommand() *cli.Command {
@@ -139,6 +140,7 @@ func scanCommand() *cli.Command {
 			&cli.BoolFlag{Name: "debug", Usage: "print internal errors with their stacks, and the engine's counters, on stderr"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the scan to `FILE` (for developers)", Hidden: true},
 			&cli.StringFlag{Name: "memprofile", Usage: "write a Go heap profile of the scan's largest heap to `FILE` (for developers)", Hidden: true},
+			&cli.StringFlag{Name: "trace", Usage: "write when each step of each host started and ended to `FILE` (for developers)", Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
 			opts := scanOptions{
@@ -183,6 +185,7 @@ func scanCommand() *cli.Command {
 				syn:             c.Bool("syn"),
 				cpuProfile:      c.String("cpuprofile"),
 				memProfile:      c.String("memprofile"),
+				trace:           c.String("trace"),
 			}
 			return runScan(c.Context, opts, c.App.Reader, c.App.Writer, c.App.ErrWriter)
 		},
@@ -379,6 +382,14 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 			return usageErrorf("--cpuprofile: %v", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if opts.trace != "" {
+		f, err := os.Create(opts.trace)
+		if err != nil {
+			return usageErrorf("--trace: %v", err)
+		}
+		defer f.Close()
+		scanner.SetTrace(f)
 	}
 	if opts.memProfile != "" {
 		if err := peakHeapProfile(abortCtx, opts.memProfile); err != nil {
