@@ -171,6 +171,33 @@ type Host struct {
 	answered    bool
 	tcpAnswered bool
 	lossy       bool
+	// notes holds what steps left for later steps of the host (Host.Leave); nil until one does.
+	notes map[string]any
+}
+
+// Planned reports whether the named step is in the host's plan.
+func (h *Host) Planned(name string) bool { return h.plan.Has(name) }
+
+// Leave keeps v under key for a later step of the same host, which takes it with Take: something a step learned on
+// the way that another step would otherwise go and learn (the connect step traces a port's hops while it verifies
+// the port's silence, so that the hop finder need not trace it again afterwards). Notes are not results: no report
+// shows them, and they go with the host.
+func (h *Host) Leave(key string, v any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.notes == nil {
+		h.notes = make(map[string]any, 1)
+	}
+	h.notes[key] = v
+}
+
+// Take returns the note left under key, and removes it.
+func (h *Host) Take(key string) (any, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v, ok := h.notes[key]
+	delete(h.notes, key)
+	return v, ok
 }
 
 // PeerView is what a host's other probes have shown so far: see Host.Peers.

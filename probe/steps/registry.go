@@ -66,7 +66,7 @@ func (c Config) TCPPorts() []int {
 func Registry(cfg Config) []engine.Step {
 	cfg = cfg.withDefaults()
 	var all []engine.Step
-	all = append(all, tcp.Steps(cfg.TCPPorts(), cfg.OFMPort)...)
+	all = append(all, tcp.Steps(cfg.TCPPorts(), cfg.OFMPort, max(cfg.MaxHops, 1))...)
 	all = append(all, udp.Step(cfg.UDPPorts))
 	all = append(all, nbt.NodeStatusStepFor(cfg.NetBIOS), nbt.SessionStepFor(cfg.NetBIOS))
 	all = append(all, smb.Steps(cfg.SMB)...)

@@ -48,7 +48,7 @@ func withHostStart(t *testing.T, ports []int, start func(h *engine.Host)) *engin
 		start(h)
 		done(nil)
 	}}
-	p, err := engine.NewPlan(append([]engine.Step{s}, tcp.Steps(ports, 0)...), nil)
+	p, err := engine.NewPlan(append([]engine.Step{s}, tcp.Steps(ports, 0, 0)...), nil)
 	probetest.Must(t, err)
 	return p
 }

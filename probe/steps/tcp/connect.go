@@ -21,8 +21,9 @@ import (
 func StepName(port int) string { return fmt.Sprintf("tcp %d", port) }
 
 // Steps returns one connect step per port. ofmPort is the OFM service port the user named (0: none), which the
-// ofm-port check reads.
-func Steps(ports []int, ofmPort int) []engine.Step {
+// ofm-port check reads; maxHops is the hop finder's (HopsStep), which a port traces while its silence is verified
+// when the hop finder is in the plan.
+func Steps(ports []int, ofmPort, maxHops int) []engine.Step {
 	steps := make([]engine.Step, 0, len(ports))
 	for _, p := range ports {
 		steps = append(steps, engine.Step{
@@ -31,7 +32,7 @@ func Steps(ports []int, ofmPort int) []engine.Step {
 			Connect: true,
 			Answers: []string{"tcp", "ofm-port"},
 			Start: func(ctx context.Context, env *engine.Env, h *engine.Host, done func(engine.Result)) {
-				Probe(ctx, env, h, p, func(r engine.PortResult) { done(r) })
+				probePort(ctx, env, h, p, maxHops, func(r engine.PortResult) { done(r) })
 			},
 			Internal: func(why string) engine.Result {
 				return engine.PortResult{Port: p, Protocol: "tcp", State: status.Error, Evidence: why}
@@ -47,7 +48,11 @@ func Steps(ports []int, ofmPort int) []engine.Step {
 // ICMP error or an unreachable answer is final at once. While a connect waits it holds a socket of the scan's
 // connector and nothing else: no goroutine, no stack.
 func Probe(ctx context.Context, env *engine.Env, h *engine.Host, port int, done func(engine.PortResult)) {
-	p := &probe{ctx: ctx, env: env, h: h, r: engine.PortResult{Port: port, Protocol: "tcp"}, done: done}
+	probePort(ctx, env, h, port, 0, done)
+}
+
+func probePort(ctx context.Context, env *engine.Env, h *engine.Host, port, maxHops int, done func(engine.PortResult)) {
+	p := &probe{ctx: ctx, env: env, h: h, r: engine.PortResult{Port: port, Protocol: "tcp"}, maxHops: maxHops, done: done}
 	p.attempt()
 }
 
@@ -66,7 +71,9 @@ func Probe(ctx context.Context, env *engine.Env, h *engine.Host, port int, done 
 // a retry or a retransmitted SYN (the path loses packets, so silence proves little), also when that shows only
 // during the verification. The attempts of a verification run together, each leaving a short random pause after
 // the one before (a round: see verifyRound), so a firewalled port of a host that answers costs one more timeout and
-// the pauses; a host whose TCP ports are all silent costs nothing more. While no other TCP port has answered, the
+// the pauses; a host whose TCP ports are all silent costs nothing more. When the host has answered on another TCP
+// port by the time the first attempt meets silence (the common case: a refusal or a connection takes a round trip),
+// the retries are not made first, each its own timeout: they join the round, as attempts of the full timeout. While no other TCP port has answered, the
 // decision waits for the host's other connects, at most peerWaitFactor first timeouts, in steps of peerPoll. On a
 // path that loses 30 % each way, an attempt (a SYN and the kernel's second one) fails about one time in four
 // (0.51^2): the lossy count makes eight attempts, which all fail about once in 50,000 (0.26^8), where six, as
@@ -99,7 +106,11 @@ type probe struct {
 	round     int
 	verified  int
 	waited    time.Duration
-	done      func(engine.PortResult)
+	// maxHops, when the hop finder is in the plan, makes the verification trace the port's hops beside its round
+	// (see "Tracing while verifying"); trace is that trace, while it runs.
+	maxHops int
+	trace   *earlyTrace
+	done    func(engine.PortResult)
 	// first is the first attempt's soft timeout, when its socket waits on through the retry; decided makes the
 	// first of the two ways to an end (the probe's own, a late answer to the first attempt) the only one.
 	first   *time.Timer
@@ -107,11 +118,17 @@ type probe struct {
 	decided atomic.Bool
 }
 
-// finish hands r on, unless the probe already ended (a late answer to the first attempt won).
+// finish hands r on, unless the probe already ended (a late answer to the first attempt won). A port found silent
+// while its hops were traced waits for the trace, so that the hop finder finds it done.
 func (p *probe) finish(r engine.PortResult) {
-	if p.decided.CompareAndSwap(false, true) {
-		p.done(r)
+	if !p.decided.CompareAndSwap(false, true) {
+		return
 	}
+	if r.State == status.Filtered && !r.Rejected && p.trace != nil { // (a late answer, open or closed, is never traced)
+		p.trace.then(func() { p.done(r) })
+		return
+	}
+	p.done(r)
 }
 
 func (p *probe) attempt() {
@@ -215,10 +232,12 @@ func (p *probe) result(c engine.ConnectResult) {
 		}
 		if !p.verifying {
 			p.silent++
-			if p.silent <= p.env.Retries() {
+			if p.silent <= p.env.Retries() && (p.env.Stopping() || !p.h.Peers().TCPAnswered) {
 				p.attempt()
 				return
 			}
+			// Spent, or the host already answered on another TCP port: then the retries left join the
+			// verification's round (see decideSilence) instead of going first, one timeout each.
 			p.h.ParkSilence()
 			p.decideSilence()
 			return
@@ -228,7 +247,7 @@ func (p *probe) result(c engine.ConnectResult) {
 		if !p.lossy && p.h.Lossy() && !p.env.Stopping() {
 			// A loss seen meanwhile (node status answered on a retry, say) makes it the longer verification.
 			p.lossy = true
-			p.verifyRound(LossyVerifyTries - VerifyTries)
+			p.verifyRound(LossyVerifyTries-VerifyTries, false)
 			return
 		}
 		p.filtered()
@@ -325,7 +344,11 @@ func (p *probe) decideSilence() {
 			n = LossyVerifyTries
 		}
 		p.env.VerifyingPort()
-		p.verifyRound(n)
+		p.traceEarly()
+		// Retries not yet made (the host answered another port before they were due) are part of the round, and
+		// its first attempt leaves at once, as the retry would have.
+		retries := max(0, p.env.Retries()+1-p.silent)
+		p.verifyRound(n+retries, retries > 0)
 		return
 	}
 	p.filtered()
@@ -343,12 +366,12 @@ func (p *probe) filtered() {
 }
 
 // verifyRound makes n verification attempts together, each with the full timeout, the first after a short random
-// pause and each of the others after another one: the same SYNs as one attempt after the other, spaced as much (so
+// pause (at once when now: it stands for a retry that was due) and each of the others after another one: the same SYNs as one attempt after the other, spaced as much (so
 // that the verifications of many ports, or the attempts of one, do not leave in one burst), in one timeout and the
 // pauses instead of n timeouts. The first answer decides the port, reported as the attempt it answered; the others'
 // results are dropped. Silence through all of them is the round's silence. Their callbacks may come from different
 // goroutines: they meet in a verifyJoin, which hands the probe one result, after which the probe goes on alone.
-func (p *probe) verifyRound(n int) {
+func (p *probe) verifyRound(n int, now bool) {
 	timeout := max(p.timeouts[0], p.env.Timeout())
 	before := p.r.Attempts
 	for range n {
@@ -364,7 +387,9 @@ func (p *probe) verifyRound(n int) {
 	j := &verifyJoin{p: p, left: n}
 	var pause time.Duration
 	for i := range n {
-		pause += verifyPauseMin + rand.N(verifyPauseMax-verifyPauseMin)
+		if i > 0 || !now {
+			pause += verifyPauseMin + rand.N(verifyPauseMax-verifyPauseMin)
+		}
 		attempt := before + i + 1
 		time.AfterFunc(pause, func() {
 			if p.decided.Load() || j.ended() {

@@ -32,9 +32,9 @@ func TestTCPStatesOnLoopback(t *testing.T) {
 	}{
 		open:   {status.Open, 1, fmt.Sprintf("tcp %d: open, connected in ", open)},
 		closed: {status.Closed, 1, fmt.Sprintf("tcp %d: closed, connection refused in ", closed)},
-		// The retry waits what the host's answers predict, at least a third of the 300 ms timeout. The host answered
-		// on other TCP ports, so the silence is verified with two more attempts of the full timeout.
-		silent: {status.Filtered, 2 + tcp.VerifyTries, fmt.Sprintf("tcp %d: filtered, no answer to 4 attempts of 300ms, 100ms, 300ms, 300ms (the last 2 after the host answered other probes)", silent)},
+		// The host answered on other TCP ports before the first attempt's timeout, so the retry joins the
+		// verification's round: three attempts of the full timeout together, not a retry and then two.
+		silent: {status.Filtered, 2 + tcp.VerifyTries, fmt.Sprintf("tcp %d: filtered, no answer to 4 attempts of 300ms (the last 3 after the host answered other probes)", silent)},
 	}
 	if len(h.Ports()) != 3 {
 		t.Fatalf("ports %+v, want 3", h.Ports())
@@ -119,8 +119,9 @@ func TestTCPAllSilentIsNotVerified(t *testing.T) {
 func TestTCPRecoveredSilenceCutsTheWindow(t *testing.T) {
 	open := probetest.ListenOpen(t)
 	lossy, drain := backlog.Full(t)
-	// After the first two attempts (300 ms and at least 100 ms), the queue drains: the verification gets through.
-	time.AfterFunc(500*time.Millisecond, drain)
+	// After the first attempt (300 ms), the queue drains: the verification, whose first attempt leaves at least
+	// 50 ms after that, gets through.
+	time.AfterFunc(320*time.Millisecond, drain)
 
 	plan := probetest.Plan(t, steps.Config{Ports: []int{open, lossy}}, "tcp")
 	opts := probetest.Options(engine.Options{Retries: 1})
@@ -203,14 +204,14 @@ func TestTCPStatesWithSYNProbes(t *testing.T) {
 func TestTCPVerificationRoundsOverlap(t *testing.T) {
 	open, silent := probetest.ListenOpen(t), probetest.SilentPort(t)
 	lossy, drain := backlog.Full(t)
-	time.AfterFunc(500*time.Millisecond, drain)
+	time.AfterFunc(320*time.Millisecond, drain) // after the first attempt's 300 ms, before the round's second attempt
 	h := probetest.Scan(t, steps.Config{Ports: []int{open, silent, lossy}}, engine.Options{Retries: 1}, "127.0.0.1", "tcp")
 	if p, _ := h.Port(lossy); p.State != status.Open || !strings.Contains(p.Evidence, "its silence was verified") {
 		t.Fatalf("lossy port %+v, want open when verified", p)
 	}
 	p, _ := h.Port(silent)
 	if want := 2 + tcp.LossyVerifyTries; p.State != status.Filtered || p.Attempts != want ||
-		!strings.HasSuffix(p.Evidence, fmt.Sprintf("(the last %d after the host answered other probes)", tcp.LossyVerifyTries)) {
+		!strings.HasSuffix(p.Evidence, fmt.Sprintf("(the last %d after the host answered other probes)", 1+tcp.LossyVerifyTries)) {
 		t.Fatalf("silent port %+v, want filtered after %d attempts", p, want)
 	}
 	if h.Duration > 2300*time.Millisecond {

@@ -57,7 +57,16 @@ func HopsStep(ports []int, maxHops int) engine.Step {
 			return true, ""
 		},
 		Start: func(ctx context.Context, env *engine.Env, h *engine.Host, done func(engine.Result)) {
-			traceAll(ctx, env, h, silentPorts(h, ports), maxHops, func(p Paths) { done(p) })
+			var out Paths
+			var rest []int
+			for _, port := range silentPorts(h, ports) {
+				if v, ok := h.Take(traceKey(port)); ok {
+					out = append(out, v.(Path)) // traced while the port's silence was verified
+					continue
+				}
+				rest = append(rest, port)
+			}
+			traceAll(ctx, env, h, rest, maxHops, func(p Paths) { done(append(out, p...)) })
 		},
 		Internal: func(why string) engine.Result { return Paths{{Hops: []string{}, Outcome: "error", Evidence: why}} },
 	}
@@ -90,6 +99,60 @@ func answeredTCP(h *engine.Host, ports []int) bool {
 		}
 	}
 	return false
+}
+
+// Tracing while verifying. A port whose silence is verified (its host answered another TCP port) is the kind of
+// port the hop finder traces if it stays silent. So its trace starts with the verification round, beside it, rather
+// than after the host's connect steps have all ended: its SYNs of a limited TTL and the round's full ones are
+// attributed by their own sockets, and neither waits for the other, so a firewalled port of a host that answers
+// costs one timeout and the round's pauses in all (the trace waits the host's round trip a hop). The port's result
+// waits for the trace when the port ends silent; the trace is left on the host for the hop finder, which then only
+// collects it. A port that answers when verified ends at once; its trace, no longer wanted, ends on its own and is
+// never read. Each trace is the one the hop finder would have made: the same SYNs, one per hop.
+
+// earlyTrace is a port's trace made beside its verification: then runs a function once the trace has ended.
+type earlyTrace struct {
+	mu    sync.Mutex
+	ended bool
+	after func()
+}
+
+func (t *earlyTrace) end() {
+	t.mu.Lock()
+	t.ended = true
+	f := t.after
+	t.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+func (t *earlyTrace) then(f func()) {
+	t.mu.Lock()
+	if !t.ended {
+		t.after = f
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	f()
+}
+
+// traceKey is the host note that holds a port's early trace.
+func traceKey(port int) string { return fmt.Sprintf("%s %d", HopsStepName, port) }
+
+// traceEarly starts the port's trace beside its verification, when the hop finder is in the plan.
+func (p *probe) traceEarly() {
+	if p.maxHops <= 0 || !p.h.Planned(HopsStepName) {
+		return
+	}
+	t := &earlyTrace{}
+	p.trace = t
+	port := p.r.Port
+	trace(p.ctx, p.env, p.h, port, p.maxHops, func(path Path) {
+		p.h.Leave(traceKey(port), path)
+		t.end()
+	})
 }
 
 // traceAll traces the ports one after another (a host's trace is a handful of attempts) and calls done with all.
