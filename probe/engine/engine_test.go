@@ -403,3 +403,49 @@ func TestHostPeers(t *testing.T) {
 		t.Errorf("a host without loss: %d retries, budget %s; want the options' 1 and 4s", r, b)
 	}
 }
+
+// TestWhenPeersChange: a step waiting for the host's peers is called once, as soon as one of them ends, is skipped
+// or parks, and no later than its deadline when none does; never twice.
+func TestWhenPeersChange(t *testing.T) {
+	mk := func(name string) Step {
+		return Step{Name: name, Connect: true, Start: func(context.Context, *Env, *Host, func(Result)) {}}
+	}
+	plan, err := NewPlan([]Step{mk("tcp 139"), mk("tcp 445"), mk("tcp 135")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Host{plan: plan, results: make([]Result, 3), skipped: make([]string, 3), rootsLeft: plan.roots, tcpLeft: plan.tcpRoots}
+	calls := make(chan time.Duration, 8)
+	wait := func(d time.Duration) {
+		start := time.Now()
+		h.WhenPeersChange(d, func() { calls <- time.Since(start) })
+	}
+	next := func(what string, within time.Duration) {
+		t.Helper()
+		select {
+		case took := <-calls:
+			if took > within {
+				t.Errorf("%s: called after %s, want within %s", what, took, within)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: never called", what)
+		}
+	}
+	wait(time.Hour)
+	h.set(plan.index["tcp 139"], PortResult{Port: 139, Protocol: "tcp", State: status.Closed, Attempts: 1})
+	next("a peer decided", 500*time.Millisecond)
+	wait(time.Hour)
+	h.ParkSilence()
+	next("a peer parked", 500*time.Millisecond)
+	wait(time.Hour)
+	h.skip(plan.index["tcp 135"], "not in the plan")
+	next("a peer skipped", 500*time.Millisecond)
+	wait(50 * time.Millisecond)
+	next("nothing changed: the deadline", time.Second)
+	h.UnparkSilence() // no one waits: nothing to call
+	select {
+	case took := <-calls:
+		t.Errorf("a waiter was called again (after %s)", took)
+	case <-time.After(200 * time.Millisecond):
+	}
+}

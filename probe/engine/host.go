@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ofmprobe/ofmprobe/catalog"
@@ -173,6 +174,49 @@ type Host struct {
 	lossy       bool
 	// notes holds what steps left for later steps of the host (Host.Leave); nil until one does.
 	notes map[string]any
+	// waiters are the steps waiting for what Peers shows to change (WhenPeersChange).
+	waiters []*peerWaiter
+}
+
+// peerWaiter is a step waiting for the host's peers: f runs once, on the first change or at the deadline.
+type peerWaiter struct {
+	fired atomic.Bool
+	timer atomic.Pointer[time.Timer]
+	f     func()
+}
+
+func (w *peerWaiter) fire() {
+	if !w.fired.CompareAndSwap(false, true) {
+		return
+	}
+	if t := w.timer.Load(); t != nil {
+		t.Stop()
+	}
+	w.f()
+}
+
+// WhenPeersChange calls f once, on a goroutine of its own, when what Peers shows may have changed (one of the host's
+// steps ended or was skipped, a connect parked or unparked), or after wait at the latest. A step that waits for the
+// host's other probes before it decides what its silence means reads Peers again then, instead of polling it.
+func (h *Host) WhenPeersChange(wait time.Duration, f func()) {
+	w := &peerWaiter{f: f}
+	h.mu.Lock()
+	h.waiters = append(h.waiters, w)
+	h.mu.Unlock()
+	w.timer.Store(time.AfterFunc(max(wait, 0), w.fire))
+}
+
+// peersChangedLocked takes the waiters for the caller to wake (wakePeers) once it has unlocked h.mu.
+func (h *Host) peersChangedLocked() []*peerWaiter {
+	ws := h.waiters
+	h.waiters = nil
+	return ws
+}
+
+func wakePeers(ws []*peerWaiter) {
+	for _, w := range ws {
+		go w.fire()
+	}
 }
 
 // Planned reports whether the named step is in the host's plan.
@@ -216,20 +260,26 @@ type PeerView struct {
 func (h *Host) ParkSilence() {
 	h.mu.Lock()
 	h.tcpParked++
+	ws := h.peersChangedLocked()
 	h.mu.Unlock()
+	wakePeers(ws)
 }
 
 // UnparkSilence ends ParkSilence.
 func (h *Host) UnparkSilence() {
 	h.mu.Lock()
 	h.tcpParked--
+	ws := h.peersChangedLocked()
 	h.mu.Unlock()
+	wakePeers(ws)
 }
 
 func (h *Host) markLossy() {
 	h.mu.Lock()
 	h.lossy = true
+	ws := h.peersChangedLocked()
 	h.mu.Unlock()
+	wakePeers(ws)
 }
 
 // Lossy reports whether one of the host's answers came only on a retry, or the kernel had to retransmit on a
@@ -306,7 +356,9 @@ func (h *Host) set(i int, r Result) {
 		h.lossy = true
 	}
 	h.rootDecidedLocked(i)
+	ws := h.peersChangedLocked()
 	h.mu.Unlock()
+	wakePeers(ws)
 }
 
 func (h *Host) rootDecidedLocked(i int) {
@@ -322,7 +374,9 @@ func (h *Host) skip(i int, why string) {
 	h.mu.Lock()
 	h.skipped[i] = why
 	h.rootDecidedLocked(i)
+	ws := h.peersChangedLocked()
 	h.mu.Unlock()
+	wakePeers(ws)
 }
 
 // collectPorts gathers the port results of finished steps, in plan order (TCP ports, then UDP).

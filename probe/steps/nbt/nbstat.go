@@ -180,7 +180,6 @@ func QueryHost(env *engine.Env, h *engine.Host, dst netip.AddrPort, done func(*N
 const (
 	VerifyTries      = 1
 	LossyVerifyTries = 12
-	peerPoll         = 100 * time.Millisecond
 	peerWait         = 4 * time.Second
 	earlyPauseMin    = 50 * time.Millisecond
 	earlyPauseMax    = 150 * time.Millisecond
@@ -197,8 +196,9 @@ type nodeStatusQuery struct {
 	attempts int // tries of the rounds before
 	verified int // tries of the verification rounds
 	lossy    bool
-	waited   time.Duration
-	last     datagram.Result
+	// waitUntil bounds the wait for the host's other first probes (peerWait from the first wait).
+	waitUntil time.Time
+	last      datagram.Result
 
 	// The early verification: mu guards what the two queries' results (which may come from different goroutines)
 	// and startEarly share. early says the verification queries went out beside the first query's; firstDone and
@@ -347,16 +347,18 @@ func (q *nodeStatusQuery) growVerification(attempts int) {
 }
 
 // peersOrWait returns what the host's other probes have shown, or, while one of its other first probes still runs
-// (at most peerWait in all), calls then again after peerPoll and reports that it waits. A stopping scan does not wait
+// (at most peerWait in all), calls then again when one of them ends (Host.WhenPeersChange) and reports that it waits. A stopping scan does not wait
 // and sees nothing: no more queries.
 func (q *nodeStatusQuery) peersOrWait(then func()) (engine.PeerView, bool) {
 	if q.env.Stopping() {
 		return engine.PeerView{}, false
 	}
 	v := q.h.Peers()
-	if v.Pending && q.waited < peerWait {
-		q.waited += peerPoll
-		time.AfterFunc(peerPoll, then)
+	if q.waitUntil.IsZero() {
+		q.waitUntil = time.Now().Add(peerWait)
+	}
+	if left := time.Until(q.waitUntil); v.Pending && left > 0 {
+		q.h.WhenPeersChange(left, then)
 		return v, true
 	}
 	return v, false

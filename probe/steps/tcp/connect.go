@@ -74,14 +74,14 @@ func probePort(ctx context.Context, env *engine.Env, h *engine.Host, port, maxHo
 // the pauses; a host whose TCP ports are all silent costs nothing more. When the host has answered on another TCP
 // port by the time the first attempt meets silence (the common case: a refusal or a connection takes a round trip),
 // the retries are not made first, each its own timeout: they join the round, as attempts of the full timeout. While no other TCP port has answered, the
-// decision waits for the host's other connects, at most peerWaitFactor first timeouts, in steps of peerPoll. On a
+// decision waits for the host's other connects, at most peerWaitFactor first timeouts, reading them again whenever
+// one of them ends or parks (Host.WhenPeersChange). On a
 // path that loses 30 % each way, an attempt (a SYN and the kernel's second one) fails about one time in four
 // (0.51^2): the lossy count makes eight attempts, which all fail about once in 50,000 (0.26^8), where six, as
 // before, failed once in 3,000 for each open port.
 const (
 	VerifyTries      = 2
 	LossyVerifyTries = 6
-	peerPoll         = 100 * time.Millisecond
 	peerWaitFactor   = 4
 	verifyPauseMin   = 50 * time.Millisecond
 	verifyPauseMax   = 150 * time.Millisecond
@@ -100,12 +100,12 @@ type probe struct {
 	timeouts [engine.MaxRetries + 1 + LossyVerifyTries]time.Duration
 	tried    int
 	// verifying says the verification started, verified how many attempts it made (its rounds'), round how many the
-	// round under way makes; waited is how long the probe has waited for the host's other probes.
+	// round under way makes; waitUntil is how long the probe may wait for the host's other connects.
 	verifying bool
 	lossy     bool
 	round     int
 	verified  int
-	waited    time.Duration
+	waitUntil time.Time
 	// maxHops, when the hop finder is in the plan, makes the verification trace the port's hops beside its round
 	// (see "Tracing while verifying"); trace is that trace, while it runs.
 	maxHops int
@@ -328,9 +328,11 @@ func (p *probe) decideSilence() {
 	}
 	// Only an answer on another TCP port calls for verification: while none came, the decision waits for the
 	// host's other connects (they end within a timeout of this one).
-	if !v.TCPAnswered && v.TCPPending && p.waited < peerWaitFactor*p.timeouts[0] {
-		p.waited += peerPoll
-		time.AfterFunc(peerPoll, p.decideSilence)
+	if p.waitUntil.IsZero() {
+		p.waitUntil = time.Now().Add(peerWaitFactor * p.timeouts[0])
+	}
+	if left := time.Until(p.waitUntil); !v.TCPAnswered && v.TCPPending && left > 0 {
+		p.h.WhenPeersChange(left, p.decideSilence)
 		return
 	}
 	p.h.UnparkSilence()
