@@ -71,6 +71,9 @@ type RunOptions struct {
 	HostsInFlight int `json:"hosts_in_flight,omitempty"`
 	// Hops is the most hops the hop finder traced a silent TCP port through; 0: it was off.
 	Hops int `json:"hops,omitempty"`
+	// TCPProbe is how the IPv4 connect probes went out: "syn" (raw SYNs) or "connect" (full connects); empty when
+	// not recorded (reports from before it, the exporter's).
+	TCPProbe string `json:"tcp_probe,omitempty"`
 }
 
 // HostRecord is one host in a report: what the probes saw and the grade per profile.

@@ -80,6 +80,7 @@ func TestBadInputIsOneLineAndExit2(t *testing.T) {
 		{[]string{"scan", "--netstat", "127.0.0.1=" + filepath.Join(dir, "missing.txt"), "127.0.0.1"}, fmt.Sprintf("ofmprobe: --netstat %s: no such file or directory", filepath.Join(dir, "missing.txt"))},
 		{[]string{"scan", "--netstat", "127.0.0.1=" + targets, "127.0.0.1"}, fmt.Sprintf("ofmprobe: --netstat %s: not the output of netstat -an: no TCP or UDP socket line", targets)},
 		{[]string{"scan", "--hops", "99", "127.0.0.1"}, "ofmprobe: --hops 99 must be from 0 (off) to 30"},
+		{[]string{"scan", "--syn", "--connect", "127.0.0.1"}, "ofmprobe: --syn and --connect each choose how TCP probes go out: give one of them"},
 		{[]string{"scan", "--memory", "lots", "127.0.0.1"}, `ofmprobe: --memory: "lots" is not a size (write it as 224MiB, 1GiB or a number of bytes)`},
 		{[]string{"scan", "--memory", "-1GiB", "127.0.0.1"}, `ofmprobe: --memory: "-1GiB" is not a size (write it as 224MiB, 1GiB or a number of bytes)`},
 		{[]string{"scan", "--memory", "64MiB", "127.0.0.1"}, "ofmprobe: --memory 64MiB is too small: at least 102MiB (96MiB of it is the scan's fixed needs)"},

@@ -61,6 +61,7 @@ type scanOptions struct {
 	udpRetries   int
 	concurrency  int
 	syn          bool
+	connect      bool
 	perHost      int
 	debug        bool
 	stdoutIsTerm bool
@@ -118,7 +119,8 @@ func scanCommand() *cli.Command {
 			&cli.IntFlag{Name: "udp-retries", Value: 3, Usage: "send to a silent UDP port `N` more times (ICMP answers are rate-limited, datagrams get lost)"},
 			&cli.IntFlag{Name: "concurrency", Usage: "`N` sockets in flight across the scan", DefaultText: fmt.Sprintf("%d, or less when the open-file limit is lower", autoConcurrency)},
 			&cli.IntFlag{Name: "per-host", Value: 8, Usage: "`N` probes in flight to any one host"},
-			&cli.BoolFlag{Name: "syn", Usage: "send TCP probes to IPv4 hosts as raw SYNs (as nmap -sS; needs root or CAP_NET_RAW), not as full connects on a socket each (as nmap -sT, the default)"},
+			&cli.BoolFlag{Name: "syn", Usage: "send TCP probes to IPv4 hosts as raw SYNs (as nmap -sS; needs root or CAP_NET_RAW), and say so when they cannot be (default: raw SYNs where this process may open raw sockets, else full connects)"},
+			&cli.BoolFlag{Name: "connect", Usage: "make every TCP probe a full connect on a socket of its own (as nmap -sT), even where raw SYNs could be sent"},
 			&cli.StringFlag{Name: "memory", Value: formatSize(engine.DefaultMemory), Usage: "the scan's memory budget, `SIZE` (224MiB, 1GiB): the Go runtime's soft limit, and the bound on hosts in flight unless --hosts-in-flight is given; more lets more hosts wait at once on a slow network"},
 			&cli.IntFlag{Name: "hosts-in-flight", Usage: "probe at most `N` hosts at once (a waiting host costs a few KiB, not a socket)",
 				DefaultText: fmt.Sprintf("from --memory: %d for %s, %s of it kept for the exchanges and the runtime, %d KiB a host with the collector's headroom",
@@ -183,6 +185,7 @@ func scanCommand() *cli.Command {
 				hostsInFlight:   c.Int("hosts-in-flight"),
 				memory:          c.String("memory"),
 				syn:             c.Bool("syn"),
+				connect:         c.Bool("connect"),
 				cpuProfile:      c.String("cpuprofile"),
 				memProfile:      c.String("memprofile"),
 				trace:           c.String("trace"),
@@ -298,6 +301,9 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if opts.hops < 0 || opts.hops > 30 {
 		return usageErrorf("--hops %d must be from 0 (off) to 30", opts.hops)
 	}
+	if opts.syn && opts.connect {
+		return usageErrorf("--syn and --connect each choose how TCP probes go out: give one of them")
+	}
 
 	if opts.concurrency < 0 {
 		return usageErrorf("--concurrency %d must be at least 1 (or 0 for the default)", opts.concurrency)
@@ -341,8 +347,11 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 		Timeout: opts.timeout, Retries: opts.retries, UDPTimeout: opts.udpTimeout, UDPRetries: opts.udpRetries,
 		Sockets: budget, PerHost: opts.perHost, HostsInFlight: opts.hostsInFlight, Rate: opts.rate,
 	}
-	if opts.syn {
+	switch {
+	case opts.syn:
 		engineOpts.TCPProbe = engine.TCPProbeSYN
+	case !opts.connect:
+		engineOpts.TCPProbe = engine.TCPProbeAuto
 	}
 	scanner, err := engine.New(plan, engineOpts)
 	if err != nil {
@@ -362,6 +371,9 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	w, _ := report.NewWithOptions(opts.format, out, ropts)
 	run := report.NewRun(version, time.Now(), vantageAddresses(), profiles, cat.Ports, stepCfg, engineOpts)
 	run.Options.Shard, run.Options.Seed, run.Options.Steps = opts.shard, opts.seed, splitList(opts.steps)
+	if plan.Connects() {
+		run.Options.TCPProbe = scanner.TCPProbeUsed()
+	}
 	if err := w.Begin(run); err != nil {
 		finish(false)
 		return fmt.Errorf("write report: %w", err)

@@ -14,7 +14,9 @@ import (
 )
 
 // TestSYNWithoutPrivilege runs `scan --syn` in a process that may not open raw sockets (nobody, every capability
-// dropped): it says so on one line of stderr and scans with full connects, which still find the open port.
+// dropped): it says so on one line of stderr and scans with full connects, which still find the open port. Without
+// --syn the same process falls back without a word; as root the default is raw SYNs, and --connect full connects.
+// The run record says which it was.
 func TestSYNWithoutPrivilege(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to drop to nobody with setpriv")
@@ -40,18 +42,40 @@ func TestSYNWithoutPrivilege(t *testing.T) {
 	}
 	port, closePort := loopbackListener(t)
 	defer closePort()
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
-		bin, "scan", "--syn", "--steps", "tcp", "--ports", fmt.Sprint(port), "--format", "json", "127.0.0.1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.Run()
-	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-	if len(lines) != 1 || !strings.HasPrefix(lines[0], "ofmprobe: --syn: ") || !strings.HasSuffix(lines[0], "(it needs root or CAP_NET_RAW): the TCP probes are full connects") {
-		t.Errorf("stderr %q, want one line saying --syn fell back to connects", stderr.String())
+	scan := func(nobody bool, flags ...string) (report.Document, string) {
+		t.Helper()
+		args := append([]string{"scan"}, flags...)
+		args = append(args, "--steps", "tcp", "--ports", fmt.Sprint(port), "--format", "json", "127.0.0.1")
+		cmd := exec.Command(bin, args...)
+		if nobody {
+			cmd = exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", bin}, args...)...)
+		}
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		cmd.Run()
+		doc, err := report.Read(&stdout, "scan output")
+		if err != nil || len(doc.Hosts) != 1 || len(doc.Hosts[0].Ports) != 1 || doc.Hosts[0].Ports[0].State != "open" {
+			t.Fatalf("%v: report: %v, %+v (stderr %q)", flags, err, doc, stderr.String())
+		}
+		return doc, stderr.String()
 	}
-	doc, err := report.Read(&stdout, "scan output")
-	if err != nil || len(doc.Hosts) != 1 || len(doc.Hosts[0].Ports) != 1 || doc.Hosts[0].Ports[0].State != "open" {
-		t.Fatalf("report: %v, %+v", err, doc.Hosts)
+	doc, stderr := scan(true, "--syn")
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "ofmprobe: --syn: ") || !strings.HasSuffix(lines[0], "(it needs root or CAP_NET_RAW): the TCP probes are full connects") {
+		t.Errorf("stderr %q, want one line saying --syn fell back to connects", stderr)
+	}
+	if got := doc.Run.Options.TCPProbe; got != "connect" {
+		t.Errorf("--syn without raw sockets: the run records tcp_probe %q, want connect", got)
+	}
+	// By default raw SYNs are sent where they can be, and full connects elsewhere, without a word.
+	if doc, stderr := scan(true); stderr != "" || doc.Run.Options.TCPProbe != "connect" {
+		t.Errorf("default without raw sockets: tcp_probe %q, stderr %q; want connect, silently", doc.Run.Options.TCPProbe, stderr)
+	}
+	if doc, _ := scan(false); doc.Run.Options.TCPProbe != "syn" {
+		t.Errorf("default as root: tcp_probe %q, want syn", doc.Run.Options.TCPProbe)
+	}
+	if doc, _ := scan(false, "--connect"); doc.Run.Options.TCPProbe != "connect" {
+		t.Errorf("--connect as root: tcp_probe %q, want connect", doc.Run.Options.TCPProbe)
 	}
 }
 

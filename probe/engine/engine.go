@@ -89,12 +89,22 @@ func (e *Engine) Stop() {
 }
 
 // SYNUnavailable is why the raw SYN probes that the options ask for cannot be sent (this process may not open raw
-// sockets): the scan's TCP probes are then full connects. Nil when they can, or were not asked for.
+// sockets): the scan's TCP probes are then full connects. Nil when they can, or were not asked for (TCPProbeAuto
+// asks for them only where they can be sent).
 func (e *Engine) SYNUnavailable() error {
 	if e.opts.TCPProbe != TCPProbeSYN {
 		return nil
 	}
 	return e.env.synUnavailable()
+}
+
+// TCPProbeUsed says how the scan's IPv4 connect probes go out: "syn" (raw SYNs) or "connect" (full connects). It
+// opens the connect paths.
+func (e *Engine) TCPProbeUsed() string {
+	if e.opts.TCPProbe != TCPProbeConnect && e.env.synUnavailable() == nil && e.env.conn.syn != nil {
+		return "syn"
+	}
+	return "connect"
 }
 
 // Stats counts what a run did.

@@ -42,7 +42,8 @@ type Options struct {
 	Dialer Dialer
 	// TCPProbe is how connect probes go out: TCPProbeConnect (the zero value) makes every one a full TCP connect
 	// on a socket of its own (the connector); TCPProbeSYN sends raw SYNs (connect.SYN) to IPv4 addresses when this
-	// process may open raw sockets, and uses the connector for the rest.
+	// process may open raw sockets, and uses the connector for the rest; TCPProbeAuto is TCPProbeSYN where raw
+	// sockets are allowed and TCPProbeConnect, without complaint, where they are not (as nmap picks -sS or -sT).
 	TCPProbe string
 	// Datagram configures the shared UDP mux (its receive buffer).
 	Datagram DatagramConfig
@@ -52,6 +53,7 @@ type Options struct {
 const (
 	TCPProbeConnect = ""
 	TCPProbeSYN     = "syn"
+	TCPProbeAuto    = "auto"
 )
 
 // MaxRetries bounds --retries and --udp-retries.
@@ -74,8 +76,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("per-host cap %d must be at least 1", o.PerHost)
 	case o.HostsInFlight < 0:
 		return fmt.Errorf("hosts in flight %d must be at least 1 (or 0 for the default)", o.HostsInFlight)
-	case o.TCPProbe != TCPProbeConnect && o.TCPProbe != TCPProbeSYN:
-		return fmt.Errorf("TCP probe %q must be empty (full connects) or %q", o.TCPProbe, TCPProbeSYN)
+	case o.TCPProbe != TCPProbeConnect && o.TCPProbe != TCPProbeSYN && o.TCPProbe != TCPProbeAuto:
+		return fmt.Errorf("TCP probe %q must be empty (full connects), %q or %q", o.TCPProbe, TCPProbeSYN, TCPProbeAuto)
 	case o.Rate < 0 || math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0):
 		return fmt.Errorf("rate %v must be a positive number of packets per second (or 0 for no cap)", o.Rate)
 	}

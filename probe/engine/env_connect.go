@@ -43,7 +43,7 @@ func (e *Env) connector() (*connect.Connector, error) {
 			return
 		}
 		e.conn.c, e.conn.err = connect.Open(connect.Config{Pace: e.paceFunc(), MaxInFlight: e.connectBudget()})
-		if e.conn.err == nil && e.opts.TCPProbe == TCPProbeSYN {
+		if e.conn.err == nil && (e.opts.TCPProbe == TCPProbeSYN || e.opts.TCPProbe == TCPProbeAuto) {
 			e.conn.syn, e.conn.synErr = connect.OpenSYN(connect.Config{Pace: e.paceFunc(), MaxInFlight: synFactor * e.connectBudget()})
 		}
 	})

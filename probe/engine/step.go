@@ -151,6 +151,9 @@ func (p *Plan) Steps() []string {
 	return names
 }
 
+// Connects reports whether the plan has a step that connects to a TCP port of the host (Step.Connect).
+func (p *Plan) Connects() bool { return p.tcpRoots > 0 }
+
 // Has reports whether the plan includes the named step.
 func (p *Plan) Has(name string) bool { _, ok := p.index[name]; return ok }
 
