@@ -405,7 +405,8 @@ func TestHostPeers(t *testing.T) {
 }
 
 // TestWhenPeersChange: a step waiting for the host's peers is called once, as soon as one of them ends, is skipped
-// or parks, and no later than its deadline when none does; never twice.
+// or parks (also when that came between its reading Peers and its waiting), and no later than its deadline when
+// none does; never twice.
 func TestWhenPeersChange(t *testing.T) {
 	mk := func(name string) Step {
 		return Step{Name: name, Connect: true, Start: func(context.Context, *Env, *Host, func(Result)) {}}
@@ -418,7 +419,7 @@ func TestWhenPeersChange(t *testing.T) {
 	calls := make(chan time.Duration, 8)
 	wait := func(d time.Duration) {
 		start := time.Now()
-		h.WhenPeersChange(d, func() { calls <- time.Since(start) })
+		h.WhenPeersChange(h.Peers(), d, func() { calls <- time.Since(start) })
 	}
 	next := func(what string, within time.Duration) {
 		t.Helper()
@@ -442,7 +443,13 @@ func TestWhenPeersChange(t *testing.T) {
 	next("a peer skipped", 500*time.Millisecond)
 	wait(50 * time.Millisecond)
 	next("nothing changed: the deadline", time.Second)
-	h.UnparkSilence() // no one waits: nothing to call
+	// A change between reading the view and waiting is not missed.
+	v := h.Peers()
+	h.UnparkSilence()
+	start := time.Now()
+	h.WhenPeersChange(v, time.Hour, func() { calls <- time.Since(start) })
+	next("a change before the wait began", 500*time.Millisecond)
+	h.ParkSilence() // no one waits: nothing to call
 	select {
 	case took := <-calls:
 		t.Errorf("a waiter was called again (after %s)", took)

@@ -174,8 +174,9 @@ type Host struct {
 	lossy       bool
 	// notes holds what steps left for later steps of the host (Host.Leave); nil until one does.
 	notes map[string]any
-	// waiters are the steps waiting for what Peers shows to change (WhenPeersChange).
-	waiters []*peerWaiter
+	// waiters are the steps waiting for what Peers shows to change (WhenPeersChange); peersGen counts the changes.
+	waiters  []*peerWaiter
+	peersGen uint64
 }
 
 // peerWaiter is a step waiting for the host's peers: f runs once, on the first change or at the deadline.
@@ -195,19 +196,28 @@ func (w *peerWaiter) fire() {
 	w.f()
 }
 
-// WhenPeersChange calls f once, on a goroutine of its own, when what Peers shows may have changed (one of the host's
-// steps ended or was skipped, a connect parked or unparked), or after wait at the latest. A step that waits for the
-// host's other probes before it decides what its silence means reads Peers again then, instead of polling it.
-func (h *Host) WhenPeersChange(wait time.Duration, f func()) {
+// WhenPeersChange calls f once, on a goroutine of its own, when what Peers shows may have changed since the view v
+// was read (one of the host's steps ended or was skipped, a connect parked or unparked), or after wait at the
+// latest. A step that waits for the host's other probes before it decides what its silence means reads Peers again
+// then, instead of polling it. A change between the Peers call that gave v and this call calls f at once: no
+// change is missed.
+func (h *Host) WhenPeersChange(v PeerView, wait time.Duration, f func()) {
 	w := &peerWaiter{f: f}
 	h.mu.Lock()
+	if h.peersGen != v.gen {
+		h.mu.Unlock()
+		go w.fire()
+		return
+	}
 	h.waiters = append(h.waiters, w)
 	h.mu.Unlock()
 	w.timer.Store(time.AfterFunc(max(wait, 0), w.fire))
 }
 
-// peersChangedLocked takes the waiters for the caller to wake (wakePeers) once it has unlocked h.mu.
+// peersChangedLocked records a change of what Peers shows and takes the waiters for the caller to wake (wakePeers)
+// once it has unlocked h.mu.
 func (h *Host) peersChangedLocked() []*peerWaiter {
+	h.peersGen++
 	ws := h.waiters
 	h.waiters = nil
 	return ws
@@ -253,6 +263,8 @@ type PeerView struct {
 	// Pending: another root step still runs, whose answer may yet come; TCPPending: another TCP port's connect
 	// still runs (not counting those parked, as the caller is, deciding what their own silence means).
 	Pending, TCPPending bool
+	// gen is the host's count of changes when the view was read, for WhenPeersChange.
+	gen uint64
 }
 
 // ParkSilence marks a TCP connect whose attempts met silence as deciding what that means; UnparkSilence ends it.
@@ -299,7 +311,7 @@ func (h *Host) Peers() PeerView {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	// The caller is a root step that has not decided: it is one of rootsLeft, and, a TCP connect, a parked one.
-	return PeerView{Answered: h.answered, TCPAnswered: h.tcpAnswered, Lossy: h.lossy, Pending: h.rootsLeft > 1, TCPPending: h.tcpLeft-h.tcpParked > 0}
+	return PeerView{Answered: h.answered, TCPAnswered: h.tcpAnswered, Lossy: h.lossy, Pending: h.rootsLeft > 1, TCPPending: h.tcpLeft-h.tcpParked > 0, gen: h.peersGen}
 }
 
 // NewHost returns a host whose results are given (nil for a step that did not run), for tests and for reading back

@@ -358,7 +358,7 @@ func (q *nodeStatusQuery) peersOrWait(then func()) (engine.PeerView, bool) {
 		q.waitUntil = time.Now().Add(peerWait)
 	}
 	if left := time.Until(q.waitUntil); v.Pending && left > 0 {
-		q.h.WhenPeersChange(left, then)
+		q.h.WhenPeersChange(v, left, then)
 		return v, true
 	}
 	return v, false

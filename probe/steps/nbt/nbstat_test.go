@@ -173,7 +173,7 @@ func TestNodeStatusIgnoresOtherSources(t *testing.T) {
 func TestNodeStatusVerifiedLongerOnALossyPath(t *testing.T) {
 	udpPort, queries := probetest.UDPFake(t, func(int, []byte) [][]byte { return nil })
 	lossy, drain := backlog.Full(t)
-	time.AfterFunc(500*time.Millisecond, drain) // after the first two attempts of 300 ms and their pause
+	time.AfterFunc(320*time.Millisecond, drain) // after the first attempt of 300 ms, before the verification round's second
 	cfg := steps.Config{Ports: []int{probetest.ListenOpen(t), lossy}, NetBIOS: nbt.Config{NodeStatusPort: uint16(udpPort), SessionPort: 139}}
 	h := probetest.Scan(t, cfg, engine.Options{Retries: 1, UDPTimeout: 100 * time.Millisecond, UDPRetries: 1}, "127.0.0.1", "tcp", "nbstat")
 	if p, _ := h.Port(lossy); p.State != status.Open || !p.AnsweredOnRetry() {

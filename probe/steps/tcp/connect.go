@@ -332,7 +332,7 @@ func (p *probe) decideSilence() {
 		p.waitUntil = time.Now().Add(peerWaitFactor * p.timeouts[0])
 	}
 	if left := time.Until(p.waitUntil); !v.TCPAnswered && v.TCPPending && left > 0 {
-		p.h.WhenPeersChange(left, p.decideSilence)
+		p.h.WhenPeersChange(v, left, p.decideSilence)
 		return
 	}
 	p.h.UnparkSilence()
