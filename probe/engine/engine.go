@@ -251,7 +251,7 @@ func (e *Engine) Run(ctx context.Context, tgts iter.Seq[targets.Target], emit fu
 				hr.panicked, hr.stack = c.panicked, c.stack
 			}
 			if c.result != nil {
-				hr.h.set(c.step, c.result)
+				hr.h.store(c.step, c.result) // counted in Peers already, when the step ended
 			}
 			if e.trace != nil {
 				fmt.Fprintf(e.trace, "%s\t%s\t%.1f\t%.1f\n", hr.h.Addr, e.plan.steps[c.step].Name,
@@ -339,13 +339,16 @@ func (e *Engine) start(ctx context.Context, hr *hostRun, i int, done *queue[comp
 	var called atomic.Bool
 	finish := func(r Result) {
 		if called.CompareAndSwap(false, true) {
+			hr.h.decided(i, r)
 			done.push(completion{hr: hr, step: i, result: r})
 		}
 	}
 	defer func() {
 		if r := recover(); r != nil {
 			if called.CompareAndSwap(false, true) {
-				done.push(e.panicked(hr, i, r))
+				c := e.panicked(hr, i, r)
+				hr.h.decided(i, c.result)
+				done.push(c)
 			}
 		}
 	}()
@@ -374,6 +377,7 @@ func (e *Engine) dispatch(ctx context.Context, ready *queue[task], done *queue[c
 			if held {
 				e.env.release()
 			}
+			t.hr.h.decided(t.step, c.result)
 			done.push(c)
 		})
 	}

@@ -456,3 +456,66 @@ func TestWhenPeersChange(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// TestPeersSeeAStepEndAtOnce: a step that waits for its host's other root step sees that step's end as soon as it
+// ends, not when the scheduler gets to its completion. Here the scheduler is held up, as a loaded machine holds it
+// up for a second or more: the first 300 hosts end at once and fill the report writer's 256-host buffer while the
+// writer (emit) takes none until the test is over, so the scheduler blocks. The other 100 hosts' first steps end
+// 300 ms later, while it is blocked; their second steps wait for that, and must see it then rather than wait out
+// their 2 s deadline.
+func TestPeersSeeAStepEndAtOnce(t *testing.T) {
+	const fast, slow = 300, 100
+	var started, sawEnd, sawDeadline atomic.Int64
+	var isFast sync.Map
+	waits := make(chan struct{}, slow)
+	p := mustPlan(t,
+		Step{Name: "first", Start: func(_ context.Context, _ *Env, h *Host, done func(Result)) {
+			r := PortResult{Port: 1, Protocol: "tcp", State: status.Closed}
+			if started.Add(1) <= fast {
+				isFast.Store(h, true)
+				done(r)
+				return
+			}
+			time.AfterFunc(300*time.Millisecond, func() { done(r) })
+		}},
+		Step{Name: "second", Start: func(_ context.Context, _ *Env, h *Host, done func(Result)) {
+			r := PortResult{Port: 2, Protocol: "tcp", State: status.Closed}
+			if _, ok := isFast.Load(h); ok {
+				done(r)
+				return
+			}
+			deadline := time.Now().Add(2 * time.Second)
+			var wait func()
+			wait = func() {
+				v := h.Peers()
+				if !v.Pending {
+					sawEnd.Add(1)
+				} else if time.Now().Before(deadline) {
+					h.WhenPeersChange(v, time.Until(deadline), wait)
+					return
+				} else {
+					sawDeadline.Add(1)
+				}
+				waits <- struct{}{}
+				done(r)
+			}
+			go wait()
+		}})
+	opts := testOptions()
+	opts.HostsInFlight = fast + slow
+	e, _ := New(p, opts)
+	var seen int
+	e.Run(context.Background(), addrs(fast+slow), func(*Host) {
+		for ; seen < slow; seen++ {
+			select {
+			case <-waits:
+			case <-time.After(5 * time.Second):
+				t.Errorf("only %d of %d slow hosts' second steps ended", seen, slow)
+				seen = slow // (emit runs on the engine's goroutine: no Fatal here)
+			}
+		}
+	})
+	if sawDeadline.Load() != 0 || sawEnd.Load() != slow {
+		t.Errorf("%d second steps saw the first end, %d waited out their deadline; want all %d to see it", sawEnd.Load(), sawDeadline.Load(), slow)
+	}
+}

@@ -355,9 +355,28 @@ func (h *Host) Skipped(name string) (string, bool) {
 	return h.skipped[i], h.skipped[i] != ""
 }
 
+// set records step i's result r: decided, then store.
 func (h *Host) set(i int, r Result) {
+	h.decided(i, r)
+	if r != nil {
+		h.store(i, r)
+	}
+}
+
+// store keeps step i's result, for the steps that read it and for the report; the scheduler calls it once it has
+// taken the step's completion.
+func (h *Host) store(i int, r Result) {
 	h.mu.Lock()
 	h.results[i] = r
+	h.mu.Unlock()
+}
+
+// decided counts the end of step i, with its result r (nil when it has none), in what Peers shows, and wakes the
+// steps waiting for that. The engine calls it as the step ends, on the step's own goroutine, before the completion
+// waits in the scheduler's queue: under load that queue takes a second or more to reach, and a silent port waiting
+// for its host's other connects to decide would otherwise wait that long for each of them in turn.
+func (h *Host) decided(i int, r Result) {
+	h.mu.Lock()
 	if rc, ok := r.(Reacher); ok && rc.Reach() == ReachAnswered {
 		h.answered = true
 		if p, ok := r.(PortResult); ok && p.Protocol == "tcp" {
