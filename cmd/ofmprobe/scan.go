@@ -442,10 +442,12 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if stats.Pushback > 0 {
 		fmt.Fprintf(stderr, "ofmprobe: the kernel refused sockets %d times (out of descriptors, buffers or ports): those probes waited and retried; the socket budget ended at %d\n", stats.Pushback, stats.Budget)
 	}
-	for _, path := range []struct {
-		name, probes string
-		c            engine.ConnectStats
-	}{{"TCP", "connect", stats.Connects}, {"TCP SYN probes", "SYN probe", stats.SYN}} {
+	// The scan's two TCP connect paths: the connector, and the SYN prober when raw SYNs went out.
+	tcpPaths := []struct {
+		name, probes, debugName string
+		c                       engine.ConnectStats
+	}{{"TCP", "connect", "connector", stats.Connects}, {"TCP SYN probes", "SYN probe", "SYN prober", stats.SYN}}
+	for _, path := range tcpPaths {
 		if c := path.c; c.Backoffs > 0 {
 			fmt.Fprintf(stderr, "ofmprobe: %s: %d %s met a loss on the way to hosts that answer: the %ss in flight were cut %s, from %d to %d at the lowest, and ended at %d\n",
 				path.name, c.Losses, engine.Plural(int(c.Losses), path.probes), path.probes, times(c.Backoffs), c.MaxInFlight, c.LowestWindow, c.Window)
@@ -464,13 +466,10 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 			stats.VerifiedPorts, stats.VerifiedQueries, stats.Recovered)
 	}
 	if opts.debug {
-		for _, path := range []struct {
-			name string
-			c    engine.ConnectStats
-		}{{"connector", stats.Connects}, {"SYN prober", stats.SYN}} {
+		for _, path := range tcpPaths {
 			if c := path.c; c.Started > 0 {
 				fmt.Fprintf(stderr, "ofmprobe: TCP %s: %d started, %d connected, %d refused, %d unreachable, %d timed out, %d denied, %d failed, %d local errors, %d second SYNs, %d pushbacks, %d losses, %d in flight at most (window %d of %d, lowest %d)\n",
-					path.name, c.Started, c.Connected, c.Refused, c.Unreachable, c.TimedOut, c.Denied, c.Failed, c.LocalErrors, c.Resent, c.Pushbacks, c.Losses, c.PeakInFlight, c.Window, c.MaxInFlight, c.LowestWindow)
+					path.debugName, c.Started, c.Connected, c.Refused, c.Unreachable, c.TimedOut, c.Denied, c.Failed, c.LocalErrors, c.Resent, c.Pushbacks, c.Losses, c.PeakInFlight, c.Window, c.MaxInFlight, c.LowestWindow)
 			}
 		}
 		d := stats.Datagrams

@@ -101,7 +101,7 @@ func (e *Engine) SYNUnavailable() error {
 // TCPProbeUsed says how the scan's IPv4 connect probes go out: "syn" (raw SYNs) or "connect" (full connects). It
 // opens the connect paths.
 func (e *Engine) TCPProbeUsed() string {
-	if e.opts.TCPProbe != TCPProbeConnect && e.env.synUnavailable() == nil && e.env.conn.syn != nil {
+	if e.env.synUnavailable(); e.env.conn.syn != nil {
 		return "syn"
 	}
 	return "connect"

@@ -214,6 +214,22 @@ func (h *Host) WhenPeersChange(v PeerView, wait time.Duration, f func()) {
 	w.timer.Store(time.AfterFunc(max(wait, 0), w.fire))
 }
 
+// AwaitPeers is the wait of a step that must know what the host's other probes show before it decides: it returns
+// what Peers shows and false, unless wait holds for that view and the deadline *until (set on the first call, to
+// most from now) has not passed; then it arranges for then to run again when the view changes (WhenPeersChange) or
+// at the deadline, and returns true.
+func (h *Host) AwaitPeers(until *time.Time, most time.Duration, wait func(PeerView) bool, then func()) (PeerView, bool) {
+	v := h.Peers()
+	if until.IsZero() {
+		*until = time.Now().Add(most)
+	}
+	if left := time.Until(*until); left > 0 && wait(v) {
+		h.WhenPeersChange(v, left, then)
+		return v, true
+	}
+	return v, false
+}
+
 // peersChangedLocked records a change of what Peers shows and takes the waiters for the caller to wake (wakePeers)
 // once it has unlocked h.mu.
 func (h *Host) peersChangedLocked() []*peerWaiter {

@@ -347,22 +347,17 @@ func (q *nodeStatusQuery) growVerification(attempts int) {
 }
 
 // peersOrWait returns what the host's other probes have shown, or, while one of its other first probes still runs
-// (at most peerWait in all), calls then again when one of them ends (Host.WhenPeersChange) and reports that it waits. A stopping scan does not wait
-// and sees nothing: no more queries.
+// (at most peerWait in all), calls then again when one of them ends (Host.AwaitPeers) and reports that it waits. A
+// stopping scan does not wait and sees nothing: no more queries.
 func (q *nodeStatusQuery) peersOrWait(then func()) (engine.PeerView, bool) {
 	if q.env.Stopping() {
 		return engine.PeerView{}, false
 	}
-	v := q.h.Peers()
-	if q.waitUntil.IsZero() {
-		q.waitUntil = time.Now().Add(peerWait)
-	}
-	if left := time.Until(q.waitUntil); v.Pending && left > 0 {
-		q.h.WhenPeersChange(v, left, then)
-		return v, true
-	}
-	return v, false
+	return q.h.AwaitPeers(&q.waitUntil, peerWait, pending, then)
 }
+
+// pending says whether another of the host's first probes still runs.
+func pending(v engine.PeerView) bool { return v.Pending }
 
 // decide verifies the silence of a host that answered another probe, waits for the host's other first probes while
 // they run, or reports the silence.

@@ -73,12 +73,12 @@ func probePort(ctx context.Context, env *engine.Env, h *engine.Host, port, maxHo
 // the one before (a round: see verifyRound), so a firewalled port of a host that answers costs one more timeout and
 // the pauses; a host whose TCP ports are all silent costs nothing more. When the host has answered on another TCP
 // port by the time the first attempt meets silence (the common case: a refusal or a connection takes a round trip),
-// the retries are not made first, each its own timeout: they join the round, as attempts of the full timeout. While no other TCP port has answered, the
-// decision waits for the host's other connects, at most peerWaitFactor first timeouts, reading them again whenever
-// one of them ends or parks (Host.WhenPeersChange). On a
-// path that loses 30 % each way, an attempt (a SYN and the kernel's second one) fails about one time in four
-// (0.51^2): the lossy count makes eight attempts, which all fail about once in 50,000 (0.26^8), where six, as
-// before, failed once in 3,000 for each open port.
+// the retries are not made first, each its own timeout: they join the round, as attempts of the full timeout.
+// While no other TCP port has answered, the decision waits for the host's other connects, at most peerWaitFactor
+// first timeouts, reading them again whenever one of them ends or parks (Host.AwaitPeers). On a path that loses
+// 30 % each way, an attempt (a SYN and the kernel's second one) fails about one time in four (0.51^2): the lossy
+// count makes eight attempts, which all fail about once in 50,000 (0.26^8), where six, as before, failed once in
+// 3,000 for each open port.
 const (
 	VerifyTries      = 2
 	LossyVerifyTries = 6
@@ -321,19 +321,15 @@ func (p *probe) decideSilence() {
 		p.finish(p.r)
 		return
 	}
-	v := p.h.Peers()
+	// Only an answer on another TCP port calls for verification: while none came, the decision waits for the
+	// host's other connects (they end within a timeout of this one).
+	v, waiting := p.h.AwaitPeers(&p.waitUntil, peerWaitFactor*p.timeouts[0], p.waitForPeers, p.decideSilence)
+	if waiting {
+		return
+	}
 	if p.env.Stopping() {
 		// A stopping scan finishes its hosts within their timeouts: no more attempts.
 		v = engine.PeerView{}
-	}
-	// Only an answer on another TCP port calls for verification: while none came, the decision waits for the
-	// host's other connects (they end within a timeout of this one).
-	if p.waitUntil.IsZero() {
-		p.waitUntil = time.Now().Add(peerWaitFactor * p.timeouts[0])
-	}
-	if left := time.Until(p.waitUntil); !v.TCPAnswered && v.TCPPending && left > 0 {
-		p.h.WhenPeersChange(v, left, p.decideSilence)
-		return
 	}
 	p.h.UnparkSilence()
 	p.verifying = true
@@ -357,6 +353,12 @@ func (p *probe) decideSilence() {
 	p.finish(p.r)
 }
 
+// waitForPeers says whether the port's silence waits for the host's other connects: while none answered and one
+// still runs, unless the scan is stopping.
+func (p *probe) waitForPeers(v engine.PeerView) bool {
+	return !p.env.Stopping() && !v.TCPAnswered && v.TCPPending
+}
+
 // filtered calls the port filtered after its attempts met silence.
 func (p *probe) filtered() {
 	r := &p.r
@@ -368,9 +370,9 @@ func (p *probe) filtered() {
 }
 
 // verifyRound makes n verification attempts together, each with the full timeout, the first after a short random
-// pause (at once when now: it stands for a retry that was due) and each of the others after another one: the same SYNs as one attempt after the other, spaced as much (so
-// that the verifications of many ports, or the attempts of one, do not leave in one burst), in one timeout and the
-// pauses instead of n timeouts. The first answer decides the port, reported as the attempt it answered; the others'
+// pause (at once when now: it stands for a retry that was due) and each of the others after another one: the same
+// SYNs as one attempt after the other, spaced as much (so that the verifications of many ports, or the attempts of
+// one, do not leave in one burst), in one timeout and the pauses instead of n timeouts. The first answer decides the port, reported as the attempt it answered; the others'
 // results are dropped. Silence through all of them is the round's silence. Their callbacks may come from different
 // goroutines: they meet in a verifyJoin, which hands the probe one result, after which the probe goes on alone.
 func (p *probe) verifyRound(n int, now bool) {
