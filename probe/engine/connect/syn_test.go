@@ -237,3 +237,87 @@ func TestSYNResendsAtTheRTO(t *testing.T) {
 		t.Errorf("stats %+v: want one second SYN, the loss counted, the window halved, nothing left in flight", st)
 	}
 }
+
+// TestSYNBesideForeignICMPErrors probes a listening loopback port while ICMP host unreachable errors about other,
+// made-up SYNs arrive. The kernel gives each to the raw TCP socket (IP_RECVERR): it queues the error and sets the
+// socket's pending error. A UDP send fails with that error whatever it sends (the datagram mux tries again); a raw
+// socket's does not, as the kernel allocates its packets without looking at the error. Either way no probe may end
+// with another SYN's error: every one connects.
+func TestSYNBesideForeignICMPErrors(t *testing.T) {
+	const probes, errs = 1500, 20000
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	open := ln.Addr().(*net.TCPAddr).AddrPort()
+	s := openSYN(t, Config{MaxInFlight: 256})
+	icmp, err := net.ListenIP("ip4:icmp", &net.IPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Skipf("raw ICMP socket: %v", err)
+	}
+	defer icmp.Close()
+
+	// An ICMP destination unreachable (host unreachable) quoting a SYN from 127.0.0.1:1 to 127.0.0.9:1.
+	msg := make([]byte, 8+20+8)
+	msg[0], msg[1] = 3, 1
+	q := msg[8:]
+	q[0], q[2], q[3], q[8], q[9] = 0x45, 0, 40, 64, syscall.IPPROTO_TCP
+	copy(q[12:16], []byte{127, 0, 0, 1})
+	copy(q[16:20], []byte{127, 0, 0, 9})
+	binary.BigEndian.PutUint16(q[10:], ^checksum(q[:20]))
+	binary.BigEndian.PutUint16(q[20:], 1)
+	binary.BigEndian.PutUint16(q[22:], 1)
+	binary.BigEndian.PutUint16(msg[2:], ^checksum(msg))
+
+	stop, flooded := make(chan struct{}), make(chan int)
+	go func() {
+		n := 0
+		defer func() { flooded <- n }()
+		to := &net.IPAddr{IP: net.IPv4(127, 0, 0, 1)}
+		for ; n < errs; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := icmp.WriteTo(msg, to); err != nil {
+				return
+			}
+		}
+	}()
+	r := newResults(t, probes)
+	for i := range probes {
+		s.Connect(Attempt{Dst: open, Timeout: 3 * time.Second, Done: r.done(i)})
+	}
+	r.wait(20 * time.Second)
+	close(stop)
+	sent := <-flooded
+	wrong := 0
+	for i, got := range r.got {
+		if got.Outcome != Connected {
+			if wrong++; wrong <= 3 {
+				t.Errorf("probe %d: %v (%v)", i, got.Outcome, got.Err)
+			}
+		}
+	}
+	t.Logf("%d ICMP errors sent beside %d probes; %d probes wrong", sent, probes, wrong)
+	if sent == 0 {
+		t.Fatal("no ICMP error sent: the test raced nothing")
+	}
+}
+
+// checksum is the ones' complement sum of b (RFC 1071), not yet inverted.
+func checksum(b []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return uint16(sum)
+}

@@ -250,16 +250,23 @@ func TestMuxSameDestination(t *testing.T) {
 	}
 }
 
-// closedPorts returns loopback ports that nothing listens on: bound, then closed again.
+// closedPorts returns n different loopback ports that nothing listens on: bound together, then closed. A mux that
+// has not sent yet has no port of its own, and may later be given one of them.
 func closedPorts(t *testing.T, n int) []netip.AddrPort {
 	var ports []netip.AddrPort
+	var conns []*net.UDPConn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
 	for range n {
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
 			t.Fatal(err)
 		}
+		conns = append(conns, c)
 		ports = append(ports, c.LocalAddr().(*net.UDPAddr).AddrPort())
-		c.Close()
 	}
 	return ports
 }
@@ -743,5 +750,60 @@ func TestMuxKernelDrops(t *testing.T) {
 	t.Logf("stats %+v", st)
 	if st.KernelDrops+st.Strays < 200 || st.Strays == 0 {
 		t.Fatalf("stats %+v: 200 stray datagrams are neither dropped nor counted", st)
+	}
+}
+
+// TestMuxSendsBesideICMPErrors sends to a responder while thousands of ICMP port unreachable errors arrive for
+// queries to closed ports on the same socket. Every dequeue of the error queue sets the socket's pending error again
+// from the error behind it, so a send racing the receiver's drain meets errors that belong to other datagrams, again
+// and again. No send may fail for them: each responder query is answered, and each closed port ends in an ICMP error
+// (or, when the kernel failed to send one, silence).
+func TestMuxSendsBesideICMPErrors(t *testing.T) {
+	const n = 2000
+	r := startResponder(t, answer, 0)
+	forceReceiveBuffer(t, r.conn)
+	m := openMux(t, Config{})
+	if res := ask(t, m, Query{Dst: r.addr, Payload: []byte("bind"), Tries: 1, Timeout: 2 * time.Second}); res.Outcome != Answered {
+		t.Fatalf("first query: %v, err %v", res.Outcome, res.Err) // it gives the mux its port, which no closed port may be
+	}
+	closed := closedPorts(t, n)
+	type outcome struct {
+		toResponder bool
+		res         Result
+	}
+	ch := make(chan outcome, 2*n)
+	for i, dst := range closed {
+		p := []byte{byte(i >> 8), byte(i), 'c'}
+		m.Submit(Query{Dst: dst, Payload: p, Tries: 1, Timeout: 2 * time.Second,
+			Done: func(res Result) { ch <- outcome{false, res} }})
+		p = []byte{byte(i >> 8), byte(i), 'r'}
+		m.Submit(Query{Dst: r.addr, Payload: p, Tries: 2, Timeout: 2 * time.Second, Match: txidMatch(p),
+			Done: func(res Result) { ch <- outcome{true, res} }})
+	}
+	counts := map[string]int{}
+	for range 2 * n {
+		var o outcome
+		select {
+		case o = <-ch:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no result after 20s; so far %v", counts)
+		}
+		switch {
+		case o.toResponder && o.res.Outcome == Answered:
+			counts["answered"]++
+		case !o.toResponder && o.res.Outcome == ICMPError:
+			counts["refused"]++
+		case !o.toResponder && o.res.Outcome == Silent:
+			counts["silent"]++
+		default:
+			counts["wrong"]++
+			if counts["wrong"] <= 5 {
+				t.Errorf("responder %v: %v, err %v", o.toResponder, o.res.Outcome, o.res.Err)
+			}
+		}
+	}
+	t.Logf("%v; stats %+v", counts, m.Stats())
+	if counts["wrong"] > 0 {
+		t.Fatalf("%d of %d queries ended wrong", counts["wrong"], 2*n)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -20,6 +21,10 @@ type socket struct {
 	rc     syscall.RawConn
 	rcvbuf int           // SO_RCVBUF as the kernel reports it
 	drops  atomic.Uint64 // the latest SO_RXQ_OVFL counter
+	// errQueue is held while the receiver reads the error queue, and by a send trying again after it met an error
+	// left for another datagram.
+	errQueue sync.Mutex
+	foreign  atomic.Uint64 // sends that met an error left for another datagram, and were tried again
 }
 
 // receiveBatch bounds the datagrams or errors read in one pass before the results are delivered.
@@ -87,9 +92,12 @@ func openSocket(v6 bool, rcvbuf int) (*socket, error) {
 func (s *socket) close() error { return s.file.Close() }
 
 // send sends payload to dst. An ICMP error about an earlier datagram also sets the socket's pending error, which the
-// next send reports whatever it is for; that error belongs to the destination the error queue names, not to this
-// send. So the pending error is cleared (SO_ERROR) before the send, and a send that still meets one (an error that
-// arrived in between) is tried again. An error that stays is this send's own.
+// next send reports, and fails on, whatever it is for: that error belongs to the destination the error queue names,
+// not to this send. Reading the error queue sets the pending error again from the entry behind the one read, so while
+// the receiver drains a long queue every send can meet one. A send that fails so is tried again while the receiver
+// holds off (errQueue), where only an ICMP error arriving in between can set it. An error that stays is this send's
+// own (a route's ENETUNREACH). Clearing the pending error before every send (SO_ERROR), as this did before, cost a
+// system call per datagram and still lost that race about once in a /16 sweep.
 func (s *socket) send(dst netip.AddrPort, payload []byte) error {
 	sa, err := sockaddr(dst)
 	if err != nil {
@@ -97,10 +105,15 @@ func (s *socket) send(dst netip.AddrPort, payload []byte) error {
 	}
 	var serr error
 	werr := s.rc.Write(func(fd uintptr) bool {
-		for range 4 {
-			_, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
-			serr = unix.Sendto(int(fd), payload, 0, sa)
-			if !asyncError(serr) {
+		serr = unix.Sendto(int(fd), payload, 0, sa)
+		if !asyncError(serr) {
+			return true
+		}
+		s.foreign.Add(1)
+		s.errQueue.Lock()
+		defer s.errQueue.Unlock()
+		for range 16 { // each try that fails clears one error: 16 arrivals in a few microseconds do not happen
+			if serr = unix.Sendto(int(fd), payload, 0, sa); !asyncError(serr) {
 				break
 			}
 		}
@@ -180,24 +193,15 @@ func (m *Mux) receive(s *socket) {
 // drain reads up to receiveBatch queued errors and receiveBatch datagrams from fd without blocking, and appends the
 // queries they end to done. It reports whether it read anything; false means both queues were empty.
 func (m *Mux) drain(fd int, s *socket, buf, oob []byte, done []finished) ([]finished, bool) {
-	busy := false
-	for range receiveBatch {
-		_, oobn, _, from, err := unix.Recvmsg(fd, buf, oob, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
-		if err == unix.EAGAIN {
-			break // the error queue is empty
-		}
-		busy = true // only EAGAIN may end a pass: the poller reports edges
-		if err != nil {
-			continue
-		}
+	busy := s.readErrors(fd, buf, oob, func(from unix.Sockaddr, oob []byte) {
 		dst, ok := addrPort(from)
-		e, perr := ParseExtendedError(oob[:oobn])
+		e, perr := ParseExtendedError(oob)
 		if !ok || perr != nil || e.Origin > OriginICMP6 {
 			m.strays.Add(1) // not about a datagram of ours that the kernel can name
-			continue
+			return
 		}
 		done = m.fail(dst, e, done)
-	}
+	})
 	for range receiveBatch {
 		n, oobn, flags, from, err := unix.Recvmsg(fd, buf, oob, unix.MSG_DONTWAIT)
 		if err == unix.EAGAIN {
@@ -220,6 +224,26 @@ func (m *Mux) drain(fd int, s *socket, buf, oob []byte, done []finished) ([]fini
 		}
 	}
 	return done, busy
+}
+
+// readErrors reads up to receiveBatch entries of fd's error queue without blocking, holding errQueue, and calls each
+// with the destination and the control messages of every entry read. It reports whether it read anything.
+func (s *socket) readErrors(fd int, buf, oob []byte, each func(from unix.Sockaddr, oob []byte)) bool {
+	busy := false
+	s.errQueue.Lock()
+	defer s.errQueue.Unlock()
+	for range receiveBatch {
+		_, oobn, _, from, err := unix.Recvmsg(fd, buf, oob, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN {
+			break // the error queue is empty
+		}
+		busy = true // only EAGAIN may end a pass: the poller reports edges
+		if err != nil {
+			continue
+		}
+		each(from, oob[:oobn])
+	}
+	return busy
 }
 
 // noteDrops keeps the kernel's drop counter for s from a datagram's SO_RXQ_OVFL control message.
