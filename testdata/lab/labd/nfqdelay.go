@@ -8,7 +8,7 @@ package main
 //
 // The netlink protocol (nfnetlink_queue) is spoken by hand with golang.org/x/sys/unix: bind the queue, ask for
 // metadata only (NFQNL_COPY_META: labd needs the packet id, not its bytes), then read one packet message per packet
-// and answer with verdict messages, many per sendto. Packet ids grow by one per queued packet, so a message the
+// and answer with verdict messages, many per sendto, reading and answering once a millisecond. Packet ids grow by one per queued packet, so a message the
 // socket dropped (ENOBUFS) shows as a gap, and the missing ids are released like the others instead of staying in
 // the kernel's queue for ever.
 
@@ -48,6 +48,9 @@ const (
 	nfqRcvBuf = 64 << 20
 	// maxGap bounds how many missing ids one gap may release.
 	maxGap = 1 << 20
+	// pollEvery is how often the delay line reads its queue and releases what is due: the delays are late by up
+	// to this much.
+	pollEvery = time.Millisecond
 )
 
 // nfqPending is one queued packet waiting for its verdict.
@@ -169,7 +172,7 @@ func runNFQDelay(ctx context.Context, opts options, logger *log.Logger) error {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, nfqRcvBuf)
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
-	// A read times out now and then so that the reader sees ctx end.
+	// The config answers are read blocking: a read times out now and then so that nfqConfig sees its deadline.
 	tv := unix.NsecToTimeval((200 * time.Millisecond).Nanoseconds())
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		return fmt.Errorf("SO_RCVTIMEO: %w", err)
@@ -192,8 +195,6 @@ func runNFQDelay(ctx context.Context, opts options, logger *log.Logger) error {
 
 	var counters nfqCounters
 	errs := &errLog{logger: logger, burst: 10}
-	in := make(chan nfqPending, 65536)
-	readerDone := make(chan struct{})
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x0f3))
 	spread := int64(opts.delayMax - opts.delayMin)
 	delay := func() time.Duration {
@@ -203,17 +204,23 @@ func runNFQDelay(ctx context.Context, opts options, logger *log.Logger) error {
 		return opts.delayMin + time.Duration(rng.Int64N(spread+1))
 	}
 
-	// The reader: one packet message per recv; ids missing between two messages are queued too.
-	go func() {
-		defer close(readerDone)
-		runtime.LockOSThread()
-		buf := make([]byte, 1<<16)
-		var last uint32
-		haveLast := false
-		for ctx.Err() == nil {
-			n, _, err := unix.Recvfrom(fd, buf, 0)
+	// One goroutine, one OS thread, and no wake-up per packet: every pollEvery it reads what the queue holds without
+	// blocking, then releases what is due. Blocking in recv instead woke the thread for nearly every packet (half a
+	// million in a slow /16 sweep), and those context switches were most of the delay line's CPU.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var h nfqHeap
+	buf := make([]byte, 1<<16)
+	var last uint32
+	haveLast := false
+	read := func() {
+		for {
+			n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
 			if err != nil {
-				if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+				if errors.Is(err, unix.EAGAIN) {
+					return
+				}
+				if errors.Is(err, unix.EINTR) {
 					continue
 				}
 				counters.readErrors.Add(1)
@@ -232,24 +239,22 @@ func runNFQDelay(ctx context.Context, opts options, logger *log.Logger) error {
 						if haveLast && id-last > 1 && id-last <= maxGap {
 							for g := last + 1; g != id; g++ {
 								counters.gapIDs.Add(1)
-								in <- nfqPending{now.Add(delay()), g}
+								heap.Push(&h, nfqPending{now.Add(delay()), g})
 							}
 						}
 						if !haveLast || id-last <= maxGap {
 							last, haveLast = id, true
 						}
 						counters.queued.Add(1)
-						in <- nfqPending{now.Add(delay()), id}
+						heap.Push(&h, nfqPending{now.Add(delay()), id})
 					}
 				}
 				// NLMSG_ERROR for a verdict on an id the kernel no longer holds (a gap guess): ignored.
 				b = b[min((l+3)&^3, len(b)):]
 			}
 		}
-	}()
+	}
 
-	// The scheduler: a heap by release time; every wake-up releases whatever is due in as few sendto calls as it can.
-	var h nfqHeap
 	out := make([]byte, 0, 64<<10)
 	flush := func() {
 		if len(out) == 0 {
@@ -273,63 +278,29 @@ func runNFQDelay(ctx context.Context, opts options, logger *log.Logger) error {
 		}
 		flush()
 	}
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	ticker := time.NewTicker(statsEvery)
-	defer ticker.Stop()
-	last := counters.String()
-	for {
-		select {
-		case p := <-in:
-			heap.Push(&h, p)
-		drain:
-			for {
-				select {
-				case p := <-in:
-					heap.Push(&h, p)
-				default:
-					break drain
-				}
-			}
-			if n := uint64(h.Len()); n > counters.maxPending.Load() {
-				counters.maxPending.Store(n)
-			}
-		case <-timer.C:
-			release(false)
-		case <-ticker.C:
-			if s := counters.String(); s != last {
+	nextStats := time.Now().Add(statsEvery)
+	lastStats := counters.String()
+	for ctx.Err() == nil {
+		read()
+		if n := uint64(h.Len()); n > counters.maxPending.Load() {
+			counters.maxPending.Store(n)
+		}
+		release(false)
+		if now := time.Now(); now.After(nextStats) {
+			nextStats = now.Add(statsEvery)
+			if s := counters.String(); s != lastStats {
 				logger.Printf("%s", s)
-				last = s
+				lastStats = s
 			}
-		case <-ctx.Done():
-			// Let every held packet go (undelayed) rather than have the kernel drop them when the socket closes.
-		wait:
-			for {
-				select {
-				case p := <-in:
-					heap.Push(&h, p)
-				case <-readerDone:
-					break wait
-				}
-			}
-		final:
-			for {
-				select {
-				case p := <-in:
-					heap.Push(&h, p)
-				default:
-					break final
-				}
-			}
-			release(true)
-			_ = nfqConfig(fd, 4, queue, cmd(nfqnlCfgCmdUnbind))
-			logger.Printf("%s", &counters)
-			return ctx.Err()
 		}
-		if h.Len() > 0 {
-			timer.Reset(max(time.Until(h[0].at), 0))
-		}
+		time.Sleep(pollEvery)
 	}
+	// Let every held packet go (undelayed) rather than have the kernel drop them when the socket closes.
+	read()
+	release(true)
+	_ = nfqConfig(fd, 4, queue, cmd(nfqnlCfgCmdUnbind))
+	logger.Printf("%s", &counters)
+	return ctx.Err()
 }
 
 // packetID finds NFQA_PACKET_HDR among a packet message's attributes (after the nfgenmsg).
