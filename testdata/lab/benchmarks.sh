@@ -22,7 +22,10 @@
 #   BENCH_ONLY=ROW,…  run only these rows (e.g. BENCH_ONLY=slow16,tcp16), instead of the arguments; unless OUT is
 #                     set too, the Markdown goes to stdout only and BENCHMARKS.md is left alone
 #   OFMPROBE_BIN=FILE an ofmprobe binary to use instead of building ./cmd/ofmprobe (a tree that does not build)
-#   RUNS=N            runs per tool (default 3); the scores are taken from the last run
+#   RUNS=N            runs per tool (default 3); nmap's and nbtscan's scores are taken from the last run, ofmprobe's
+#                     from its worst run (every run is scored)
+#   KEEP_DIR=DIR      where an ofmprobe run's output is kept when it got any fact wrong (default
+#                     $OFMLAB_DIR/bench-wrong)
 #   OFMPROBE_FLAGS=…  extra ofmprobe flags, word-split, e.g. OFMPROBE_FLAGS="--concurrency 8192"
 #   NMAP16=1          also run nmap on the full /16 (about two hours a run); by default its wall time is estimated as
 #                     16 x the /20 median and marked so
@@ -45,13 +48,14 @@ export PATH=$PATH:/usr/local/go/bin
 
 # The settings given in the environment, shown in BENCHMARKS.md with the command line.
 invocation=
-for v in BENCH_ONLY RUNS SLICE NMAP16 TIMEOUT OFMPROBE_FLAGS OFMPROBE_BIN; do
+for v in BENCH_ONLY RUNS SLICE NMAP16 TIMEOUT OFMPROBE_FLAGS OFMPROBE_BIN KEEP_DIR; do
 	[[ -z ${!v:-} ]] || invocation+="$v=\"${!v}\" "
 done
 invocation+="bash testdata/lab/benchmarks.sh"
 [ $# -eq 0 ] || invocation+=" $*"
 
 RUNS=${RUNS:-3}
+KEEP_DIR=${KEEP_DIR:-${OFMLAB_DIR:-/run/ofmlab}/bench-wrong}
 NS=ofmlab-scan
 NMAP16=${NMAP16:-0}
 SLICE=${SLICE:-}
@@ -383,6 +387,7 @@ measure() {
 		rsss+=("$(awk -v r="$rss" 'BEGIN {printf "%.1f", r / 1024}')")
 		rcs+=("$rc")
 		say "  run $i/$RUNS: wall ${wall} s, CPU ${cpus[-1]} s, peak RSS ${rsss[-1]} MiB, exit $rc"
+		[[ -z ${after_run:-} ]] || "$after_run" "$i"
 		if [[ $1 == "$bin" && $rc == 2 ]]; then
 			cat "$tmp/stderr" >&2
 			die "ofmprobe exited 2 (usage error; check OFMPROBE_FLAGS)"
@@ -409,10 +414,32 @@ run_ofmprobe() {
 	local ocmd=(scan --allow-large --format ndjson --output "$ofile" "$@" "${oflags[@]}" "${T[@]}")
 	R[$i,ocmd]=$(q ofmprobe scan --allow-large --format ndjson --output FILE "$@" "${oflags[@]}" "${T[@]}")
 	say "ofmprobe: ${R[$i,ocmd]}"
-	measure /dev/null "$bin" "${ocmd[@]}"
+	score_sec=$i score_file=$ofile score_worst='' score_rights=()
+	after_run=score_ofmprobe_run measure /dev/null "$bin" "${ocmd[@]}"
 	R[$i,o_wall]=$m_wall R[$i,o_cpu]=$m_cpu R[$i,o_rss]=$m_rss R[$i,o_rcs]=$m_rcs R[$i,o_walls]=$m_walls
-	R[$i,o_score]=$(py ofmprobe "$ofile" "${T[@]}")
+	R[$i,o_score]=$score_worst R[$i,o_rights]="${score_rights[*]}"
 	rm -f "$ofile"
+}
+
+# score_ofmprobe_run RUN scores one run's output (score_file) against the truth: the section keeps the worst run's
+# score (fewest facts right), and a run with any fact wrong keeps its output in KEEP_DIR for its evidence.
+score_ofmprobe_run() {
+	local run=$1 sc right worst keep
+	sc=$(py ofmprobe "$score_file" "${T[@]}")
+	right=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d.get("ports_right", 0) + d.get("names_right", 0))' "$sc")
+	score_rights+=("$right")
+	if [[ -z $score_worst ]]; then
+		score_worst=$sc
+	else
+		worst=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d.get("ports_right", 0) + d.get("names_right", 0))' "$score_worst")
+		((right >= worst)) || score_worst=$sc
+	fi
+	if [[ $(jget "$sc" ports_wrong) != none || $(jget "$sc" names_wrong) != none ]]; then
+		mkdir -p "$KEEP_DIR"
+		keep=$KEEP_DIR/${sec_id[score_sec]}-run$run-$(date -u +%Y%m%dT%H%M%S).ndjson
+		cp "$score_file" "$keep"
+		say "  run $run: facts wrong (ports: $(jget "$sc" ports_wrong); names: $(jget "$sc" names_wrong)); output kept in $keep"
+	fi
 }
 
 # run_nmap I ARGS... measures nmap ARGS -oG FILE TARGETS on section I, into R[I,n_*].
@@ -569,7 +596,7 @@ md=$tmp/md
 			s=${R[$i,o_score]}
 			echo "| ofmprobe full check, slow mode (${R[$i,slow]% *}-${R[$i,slow]#* } ms) | ${R[$i,o_wall]}$(timed_out "${R[$i,o_rcs]}" "${R[$i,to]}") | ${R[$i,o_cpu]} | ${R[$i,o_rss]} | $(cell_ports "$s") | $(cell_names "$s") |"
 			echo
-			echo "- ofmprobe: addresses seen $(jget "$s" seen) of $(jget "$s" addresses); wrong ports: $(jget "$s" ports_wrong); wrong names: $(jget "$s" names_wrong); wall s of each run ${R[$i,o_walls]}; exit statuses ${R[$i,o_rcs]}"
+			echo "- ofmprobe: addresses seen $(jget "$s" seen) of $(jget "$s" addresses); wrong ports: $(jget "$s" ports_wrong); wrong names: $(jget "$s" names_wrong); wall s of each run ${R[$i,o_walls]}; ports and names right in each run ${R[$i,o_rights]} (the counts above are the worst run's); exit statuses ${R[$i,o_rcs]}"
 			echo "- nmap and nbtscan are not run in slow mode."
 			echo
 			continue
@@ -587,7 +614,7 @@ md=$tmp/md
 			if [[ -n ${R[$i,o_score]:-} ]]; then
 				echo "- nmap wall / ofmprobe wall: $(ratio "${R[$i,n_wall]}" "${R[$i,o_wall]}")x"
 				s=${R[$i,o_score]}
-				echo "- ofmprobe: addresses seen $(jget "$s" seen) of $(jget "$s" addresses); wrong ports: $(jget "$s" ports_wrong); wall s of each run ${R[$i,o_walls]}; exit statuses ${R[$i,o_rcs]}"
+				echo "- ofmprobe: addresses seen $(jget "$s" seen) of $(jget "$s" addresses); wrong ports: $(jget "$s" ports_wrong); wall s of each run ${R[$i,o_walls]}; ports and names right in each run ${R[$i,o_rights]} (the counts above are the worst run's); exit statuses ${R[$i,o_rcs]}"
 			else
 				echo "- nmap wall / ofmprobe wall: not measured (this ofmprobe build has no --steps)"
 			fi
@@ -615,7 +642,7 @@ md=$tmp/md
 		echo
 		[[ -z $nw ]] || echo "- nmap wall / ofmprobe wall: $(ratio "$nw" "${R[$i,o_wall]}")x$nest"
 		s=${R[$i,o_score]}
-		echo "- ofmprobe: addresses seen $(jget "$s" seen) of $(jget "$s" addresses); wrong ports: $(jget "$s" ports_wrong); wrong names: $(jget "$s" names_wrong); wall s of each run ${R[$i,o_walls]}; exit statuses ${R[$i,o_rcs]}"
+		echo "- ofmprobe: addresses seen $(jget "$s" seen) of $(jget "$s" addresses); wrong ports: $(jget "$s" ports_wrong); wrong names: $(jget "$s" names_wrong); wall s of each run ${R[$i,o_walls]}; ports and names right in each run ${R[$i,o_rights]} (the counts above are the worst run's); exit statuses ${R[$i,o_rcs]}"
 		if [[ ${R[$i,n_run]} == 1 ]]; then
 			s=${R[$i,n_score]}
 			echo "- nmap: addresses seen $(jget "$s" seen) of $(jget "$s" addresses); wrong ports: $(jget "$s" ports_wrong); wall s of each run ${R[$i,n_walls]}; exit statuses ${R[$i,n_rcs]}"
