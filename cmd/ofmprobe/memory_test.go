@@ -45,7 +45,7 @@ func TestMemoryFlagSetsTheBound(t *testing.T) {
 	before := debug.SetMemoryLimit(-1)
 	want := engine.HostsInFlightFor(1 << 30)
 	_, _, stderr := runCLI(t, "", "scan", "--debug", "--memory", "1GiB", "--steps", "tcp", "--ports", "9", "--timeout", "100ms", "--retries", "0", "127.0.0.1")
-	if !strings.Contains(stderr, fmt.Sprintf("(bound %d), memory limit 1024MiB;", want)) {
+	if !strings.Contains(stderr, fmt.Sprintf("(bound %d), memory limit 1024MiB, over it 0 times;", want)) {
 		t.Errorf("--memory 1GiB: want the bound %d in the debug line; stderr:\n%s", want, stderr)
 	}
 	if after := debug.SetMemoryLimit(-1); after != before {

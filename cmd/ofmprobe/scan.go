@@ -442,6 +442,10 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 	if stats.Pushback > 0 {
 		fmt.Fprintf(stderr, "ofmprobe: the kernel refused sockets %d times (out of descriptors, buffers or ports): those probes waited and retried; the socket budget ended at %d\n", stats.Pushback, stats.Budget)
 	}
+	if stats.MemoryWaits > 0 {
+		fmt.Fprintf(stderr, "ofmprobe: memory: the scan went over its budget (%s) %s and admitted no new hosts until it was back under; a larger --memory keeps more hosts in flight\n",
+			formatSize(debug.SetMemoryLimit(-1)), times(int(stats.MemoryWaits)))
+	}
 	// The scan's two TCP connect paths: the connector, and the SYN prober when raw SYNs went out.
 	tcpPaths := []struct {
 		name, probes, debugName string
@@ -473,8 +477,8 @@ func runScan(ctx context.Context, opts scanOptions, stdin io.Reader, stdout, std
 			}
 		}
 		d := stats.Datagrams
-		fmt.Fprintf(stderr, "ofmprobe: hosts in flight at most %d (bound %d), memory limit %s; UDP: %d sent, %d answers, %d strays, %d ICMP errors, %d send failures, %d pushbacks, %d kernel drops, receive buffer %d bytes\n",
-			stats.PeakHosts, stats.HostLimit, formatSize(debug.SetMemoryLimit(-1)), d.Sent, d.Answers, d.Strays, d.ICMPErrors, d.SendFailures, d.Pushbacks, d.KernelDrops, d.ReceiveBuffer)
+		fmt.Fprintf(stderr, "ofmprobe: hosts in flight at most %d (bound %d), memory limit %s, over it %s; UDP: %d sent, %d answers, %d strays, %d ICMP errors, %d send failures, %d pushbacks, %d kernel drops, receive buffer %d bytes\n",
+			stats.PeakHosts, stats.HostLimit, formatSize(debug.SetMemoryLimit(-1)), times(int(stats.MemoryWaits)), d.Sent, d.Answers, d.Strays, d.ICMPErrors, d.SendFailures, d.Pushbacks, d.KernelDrops, d.ReceiveBuffer)
 	}
 	run.Finished = time.Now().UTC()
 	run.Interrupted = interrupted.Load() || stats.Stopped

@@ -119,6 +119,8 @@ type Stats struct {
 	// HostLimit is the bound on hosts in flight, and PeakHosts the most that were in flight at once.
 	HostLimit int
 	PeakHosts int
+	// MemoryWaits counts the times admission waited because the process was over its soft memory limit.
+	MemoryWaits int64
 	// Connects counts what the scan's TCP connector did, with its congestion window, and SYN what the raw SYN
 	// prober did (Options.TCPProbe), with its own; each is zero when no connect went through it. With SYN probes
 	// the connector still carries the hop finder's connects and IPv6.
@@ -194,6 +196,7 @@ func (e *Engine) Run(ctx context.Context, tgts iter.Seq[targets.Target], emit fu
 	next, stopPull := iter.Pull(tgts)
 	defer stopPull()
 	inFlight, exhausted, stopped := 0, false, false
+	gate := newMemoryGate()
 	finish := func(hr *hostRun) {
 		inFlight--
 		e.finishHost(ctx, hr)
@@ -202,8 +205,10 @@ func (e *Engine) Run(ctx context.Context, tgts iter.Seq[targets.Target], emit fu
 	for {
 		// Admit hosts while there is room, and while the steps already queued would not keep a new host waiting for
 		// sockets anyway: a host admitted too early only costs memory, and Stop finishes every host admitted.
+		// Nor while the process is over its memory budget (a host in flight always finishes, so with none left there
+		// is nothing to wait for).
 		for !exhausted && !stopped && inFlight < e.opts.HostsInFlight && ready.len() < 2*int(e.env.budget.Load()) &&
-			e.env.waitingForSockets() < e.env.connectBudget() {
+			e.env.waitingForSockets() < e.env.connectBudget() && (inFlight == 0 || !gate.shut(time.Now())) {
 			select {
 			case <-e.stop:
 				stopped = true
@@ -264,6 +269,7 @@ func (e *Engine) Run(ctx context.Context, tgts iter.Seq[targets.Target], emit fu
 		}
 	}
 	stats.Stopped = stopped
+	stats.MemoryWaits = gate.Closes
 	if e.trace != nil {
 		e.trace.Flush()
 	}
