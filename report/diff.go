@@ -2,7 +2,6 @@ package report
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
@@ -248,7 +247,7 @@ func gradesText(h HostRecord) string {
 
 // WriteJSON writes the comparison as one indented JSON document.
 func (c Comparison) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
+	enc := newJSONEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(c)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -372,5 +373,33 @@ func TestAtomicFile(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Errorf("temporary files left behind: %v", entries)
+	}
+}
+
+// TestNetBIOSSuffixesReadAsWritten checks that the JSON formats write a NetBIOS name's suffix as written
+// ("OFM90<20>"), which is what a person greps a report for, and not HTML-escaped ("OFM90\u003c20\u003e"), and that
+// the name still reads back the same.
+func TestNetBIOSSuffixesReadAsWritten(t *testing.T) {
+	for _, format := range []string{"json", "ndjson"} {
+		out := render(t, format)
+		if !bytes.Contains(out, []byte(`"OFM90<20>"`)) {
+			t.Errorf("%s: no OFM90<20> as written", format)
+		}
+		if bytes.Contains(out, []byte(`\u003c`)) || bytes.Contains(out, []byte(`\u003e`)) || bytes.Contains(out, []byte(`\u0026`)) {
+			t.Errorf("%s: <, > or & escaped for HTML", format)
+		}
+		doc, err := Read(bytes.NewReader(out), format)
+		if err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		found := false
+		for _, h := range doc.Hosts {
+			if h.Session != nil && slices.Contains(h.Session.Called, "OFM90<20>") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: no host's session called OFM90<20> after reading the report back", format)
+		}
 	}
 }

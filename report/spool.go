@@ -122,9 +122,9 @@ func newSpool() (*spool, error) {
 		return nil, err
 	}
 	s := &spool{file: f}
-	// The Encoder appends a newline, which makes the spool an NDJSON file; it escapes HTML like the JSON writer, so a
-	// spooled record is the JSON report's bytes for that host, before indentation.
-	s.enc = json.NewEncoder(&s.buf)
+	// The Encoder appends a newline, which makes the spool an NDJSON file; it leaves <, > and & alone like the JSON
+	// writer, so a spooled record is the JSON report's bytes for that host, before indentation.
+	s.enc = newJSONEncoder(&s.buf)
 	return s, nil
 }
 

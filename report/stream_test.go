@@ -375,6 +375,7 @@ func TestJSONStreamMatchesEncoder(t *testing.T) {
 			sortRecords(sorted)
 			var want bytes.Buffer
 			enc := json.NewEncoder(&want)
+			enc.SetEscapeHTML(false)
 			enc.SetIndent("", "  ")
 			if err := enc.Encode(Document{Schema: SchemaVersion, Run: run.normalized(), Hosts: nonNil(sorted), Summary: sum.normalized().withActions(run)}); err != nil {
 				t.Fatal(err)

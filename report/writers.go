@@ -177,7 +177,7 @@ func (d *documentWriter) End(run Run, sum Summary) error {
 func writeJSON(w io.Writer, doc streamDocument) error {
 	bw := bufio.NewWriter(w)
 	field := func(name string, v any, next string) error {
-		b, err := json.MarshalIndent(v, "  ", "  ")
+		b, err := marshalJSON(v, "  ", "  ")
 		if err != nil {
 			return err
 		}
@@ -285,16 +285,17 @@ const (
 	lineSummary = "summary"
 )
 
-type ndjsonWriter struct{ w *bufio.Writer }
+type ndjsonWriter struct {
+	w   *bufio.Writer
+	enc *json.Encoder // on w: it writes a line (and its newline) only once the whole line is encoded
+}
 
 func (n *ndjsonWriter) line(l ndjsonLine) error {
 	l.Schema = SchemaVersion
-	b, err := json.Marshal(l)
-	if err != nil {
-		return err
+	if n.enc == nil {
+		n.enc = newJSONEncoder(n.w)
 	}
-	b = append(b, '\n')
-	if _, err := n.w.Write(b); err != nil {
+	if err := n.enc.Encode(l); err != nil {
 		return err
 	}
 	// Flush per line: a host is on disk as soon as it is known.
@@ -339,4 +340,26 @@ func (r HostRecord) displayName() string {
 // seconds formats a duration in seconds for XML attributes and metrics: "3.2", "0.002".
 func seconds(d time.Duration) string {
 	return fmt.Sprintf("%.3f", d.Seconds())
+}
+
+// marshalJSON encodes v as json.MarshalIndent does (compact when indent is empty), except that <, > and & are
+// written as themselves: the reports carry NetBIOS names such as FILESRV<20>, which a person greps for as written,
+// and nothing reads them as HTML. The HTML report escapes for itself.
+func marshalJSON(v any, prefix, indent string) ([]byte, error) {
+	var b bytes.Buffer
+	enc := newJSONEncoder(&b)
+	if indent != "" {
+		enc.SetIndent(prefix, indent)
+	}
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'}), nil
+}
+
+// newJSONEncoder is a json.Encoder that leaves <, > and & as they are (see marshalJSON).
+func newJSONEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
 }

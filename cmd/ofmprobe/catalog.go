@@ -50,6 +50,7 @@ func runCatalog(cat *catalog.Catalog, format string, w io.Writer) error {
 	switch format {
 	case "json":
 		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false) // as the reports: the texts read as written
 		enc.SetIndent("", "  ")
 		return enc.Encode(cat)
 	case "table":

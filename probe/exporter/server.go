@@ -205,7 +205,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/sweeps/", s.sweeps.handle)
 	mux.HandleFunc("/config", s.handleConfig)
 	mux.HandleFunc("/{$}", s.handleRoot)
-	return mux
+	// Every answer is text, metrics or a report that carries strings from the network (NetBIOS names, evidence),
+	// which the JSON report writes as they are: no browser may read one as another type than the one it says.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) handleRoot(w http.ResponseWriter, _ *http.Request) {

@@ -335,6 +335,9 @@ func TestDebug(t *testing.T) {
 	if !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
 		t.Errorf("content type %q", hdr.Get("Content-Type"))
 	}
+	if got := hdr.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("X-Content-Type-Options %q, want nosniff", got)
+	}
 	for _, want := range []string{"Module ofm-9.1:", "profile: ofm-9.1", "tcp 445: closed, connection refused", "smb-direct (required): fail", "cause: tcp 445 closed", "Metrics:", "probe_success 0"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("debug output lacks %q:\n%s", want, body)
