@@ -130,17 +130,24 @@ func Grade(p Profile, facts Facts) Grading {
 	return g
 }
 
+// gradeNote is what one check adds to a requirement's cause or skip reasons; the strings are built only when the
+// outcome shows them (most requirements pass, and their checks' notes are never read).
+type gradeNote struct {
+	check  *Check
+	text   string // a skip's reason, or a failed check's own cause
+	state  string // a failed check's state, when it has no cause of its own
+	skip   bool
+	counts bool // a skip that counts (the user asked for the check): it is a cause too
+}
+
 func gradeRequirement(req Requirement, facts Facts) Result {
 	r := Result{Requirement: req.ID, Title: req.Title, Severity: req.Severity, Why: req.Why}
 	var pass, warn, fail, skipped, notRequested int
-	var skipReasons, causes []string
-	cause := func(s string) {
-		if !slices.Contains(causes, s) {
-			causes = append(causes, s)
-		}
-	}
-	for _, c := range req.Checks {
-		o := facts.Observe(c)
+	var buf [8]gradeNote
+	notes := buf[:0]
+	for i := range req.Checks {
+		c := &req.Checks[i]
+		o := facts.Observe(*c)
 		if o.Skipped != "" || o.State == "" {
 			reason := o.Skipped
 			if reason == "" {
@@ -149,12 +156,8 @@ func gradeRequirement(req Requirement, facts Facts) Result {
 			skipped++
 			if o.NotRequested {
 				notRequested++
-			} else {
-				// The reason, not the check: the share, IPC$ and file checks a share mount that never ran would have
-				// answered are one cause.
-				cause("not checked: " + reasonClass(reason))
 			}
-			skipReasons = append(skipReasons, c.String()+": "+reason)
+			notes = append(notes, gradeNote{check: c, text: reason, skip: true, counts: !o.NotRequested})
 			continue
 		}
 		ev := o.Evidence
@@ -171,11 +174,7 @@ func gradeRequirement(req Requirement, facts Facts) Result {
 		default:
 			fail++
 		}
-		if o.Cause != "" {
-			cause(o.Cause)
-		} else {
-			cause(c.String() + " " + o.State)
-		}
+		notes = append(notes, gradeNote{check: c, text: o.Cause, state: o.State})
 	}
 	// A check the user did not ask for is left out: it never counts, and never hides a failed check beside it.
 	requestedSkips := skipped - notRequested
@@ -202,7 +201,13 @@ func gradeRequirement(req Requirement, facts Facts) Result {
 		out = Pass
 	}
 	if out == Skipped {
-		r.Reason = strings.Join(skipReasons, "; ")
+		var reasons []string
+		for _, n := range notes {
+			if n.skip {
+				reasons = append(reasons, n.check.String()+": "+n.text)
+			}
+		}
+		r.Reason = strings.Join(reasons, "; ")
 	}
 	// The severity decides what a failure means: required fails, recommended warns, advisory informs.
 	switch {
@@ -216,12 +221,36 @@ func gradeRequirement(req Requirement, facts Facts) Result {
 		r.Fix = req.Fix
 	}
 	if out == Fail || out == Warn || (out == Skipped && !r.NotRequested && req.Severity == Required) {
-		r.Cause = strings.Join(causes, "; ")
+		r.Cause = joinCauses(notes)
 	}
 	if r.Evidence == nil {
 		r.Evidence = []string{}
 	}
 	return r
+}
+
+// joinCauses is a requirement's cause: each failed check's own cause (or its check and state), and for each skip
+// the user asked for, the reason's class ("not checked: ..."; the share, IPC$ and file checks a share mount that
+// never ran would have answered are one cause), in the checks' order, each once.
+func joinCauses(notes []gradeNote) string {
+	var causes []string
+	for _, n := range notes {
+		var s string
+		switch {
+		case n.skip && !n.counts:
+			continue
+		case n.skip:
+			s = "not checked: " + reasonClass(n.text)
+		case n.text != "":
+			s = n.text
+		default:
+			s = n.check.String() + " " + n.state
+		}
+		if !slices.Contains(causes, s) {
+			causes = append(causes, s)
+		}
+	}
+	return strings.Join(causes, "; ")
 }
 
 // hostEffect is what a requirement's outcome does to the host's grade.
