@@ -177,7 +177,7 @@ func (d *documentWriter) End(run Run, sum Summary) error {
 func writeJSON(w io.Writer, doc streamDocument) error {
 	bw := bufio.NewWriter(w)
 	field := func(name string, v any, next string) error {
-		b, err := marshalJSON(v, "  ", "  ")
+		b, err := marshalIndent(v, "  ", "  ")
 		if err != nil {
 			return err
 		}
@@ -342,22 +342,20 @@ func seconds(d time.Duration) string {
 	return fmt.Sprintf("%.3f", d.Seconds())
 }
 
-// marshalJSON encodes v as json.MarshalIndent does (compact when indent is empty), except that <, > and & are
-// written as themselves: the reports carry NetBIOS names such as FILESRV<20>, which a person greps for as written,
-// and nothing reads them as HTML. The HTML report escapes for itself.
-func marshalJSON(v any, prefix, indent string) ([]byte, error) {
+// marshalIndent encodes v as json.MarshalIndent does, except that <, > and & are written as themselves: the reports
+// carry NetBIOS names such as FILESRV<20>, which a person greps for as written, and nothing reads them as HTML. The
+// HTML report escapes for itself.
+func marshalIndent(v any, prefix, indent string) ([]byte, error) {
 	var b bytes.Buffer
 	enc := newJSONEncoder(&b)
-	if indent != "" {
-		enc.SetIndent(prefix, indent)
-	}
+	enc.SetIndent(prefix, indent)
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'}), nil
 }
 
-// newJSONEncoder is a json.Encoder that leaves <, > and & as they are (see marshalJSON).
+// newJSONEncoder is a json.Encoder that leaves <, > and & as they are (see marshalIndent).
 func newJSONEncoder(w io.Writer) *json.Encoder {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)

@@ -371,14 +371,6 @@ func (h *Host) Skipped(name string) (string, bool) {
 	return h.skipped[i], h.skipped[i] != ""
 }
 
-// set records step i's result r: decided, then store.
-func (h *Host) set(i int, r Result) {
-	h.decided(i, r)
-	if r != nil {
-		h.store(i, r)
-	}
-}
-
 // store keeps step i's result, for the steps that read it and for the report; the scheduler calls it once it has
 // taken the step's completion.
 func (h *Host) store(i int, r Result) {

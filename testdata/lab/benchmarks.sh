@@ -414,7 +414,7 @@ run_ofmprobe() {
 	local ocmd=(scan --allow-large --format ndjson --output "$ofile" "$@" "${oflags[@]}" "${T[@]}")
 	R[$i,ocmd]=$(q ofmprobe scan --allow-large --format ndjson --output FILE "$@" "${oflags[@]}" "${T[@]}")
 	say "ofmprobe: ${R[$i,ocmd]}"
-	score_sec=$i score_file=$ofile score_worst='' score_rights=()
+	score_sec=$i score_file=$ofile score_worst='' score_worst_right='' score_rights=()
 	after_run=score_ofmprobe_run measure /dev/null "$bin" "${ocmd[@]}"
 	R[$i,o_wall]=$m_wall R[$i,o_cpu]=$m_cpu R[$i,o_rss]=$m_rss R[$i,o_rcs]=$m_rcs R[$i,o_walls]=$m_walls
 	R[$i,o_score]=$score_worst R[$i,o_rights]="${score_rights[*]}"
@@ -424,15 +424,12 @@ run_ofmprobe() {
 # score_ofmprobe_run RUN scores one run's output (score_file) against the truth: the section keeps the worst run's
 # score (fewest facts right), and a run with any fact wrong keeps its output in KEEP_DIR for its evidence.
 score_ofmprobe_run() {
-	local run=$1 sc right worst keep
+	local run=$1 sc right keep
 	sc=$(py ofmprobe "$score_file" "${T[@]}")
 	right=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d.get("ports_right", 0) + d.get("names_right", 0))' "$sc")
 	score_rights+=("$right")
-	if [[ -z $score_worst ]]; then
-		score_worst=$sc
-	else
-		worst=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d.get("ports_right", 0) + d.get("names_right", 0))' "$score_worst")
-		((right >= worst)) || score_worst=$sc
+	if [[ -z $score_worst_right ]] || ((right < score_worst_right)); then
+		score_worst=$sc score_worst_right=$right
 	fi
 	if [[ $(jget "$sc" ports_wrong) != none || $(jget "$sc" names_wrong) != none ]]; then
 		mkdir -p "$KEEP_DIR"

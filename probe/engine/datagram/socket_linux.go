@@ -24,7 +24,6 @@ type socket struct {
 	// errQueue is held while the receiver reads the error queue, and by a send trying again after it met an error
 	// left for another datagram.
 	errQueue sync.Mutex
-	foreign  atomic.Uint64 // sends that met an error left for another datagram, and were tried again
 }
 
 // receiveBatch bounds the datagrams or errors read in one pass before the results are delivered.
@@ -109,7 +108,6 @@ func (s *socket) send(dst netip.AddrPort, payload []byte) error {
 		if !asyncError(serr) {
 			return true
 		}
-		s.foreign.Add(1)
 		s.errQueue.Lock()
 		defer s.errQueue.Unlock()
 		for range 16 { // each try that fails clears one error: 16 arrivals in a few microseconds do not happen

@@ -31,7 +31,6 @@ func TestSendBesideErrorQueueReads(t *testing.T) {
 		}
 	}
 	time.Sleep(50 * time.Millisecond) // the loopback's ICMP errors are queued by now
-	s.foreign.Store(0)                // the sends above met each other's errors
 
 	started, drained := make(chan struct{}), make(chan struct{})
 	read := 0
@@ -63,7 +62,7 @@ func TestSendBesideErrorQueueReads(t *testing.T) {
 		}
 	}
 	<-drained
-	t.Logf("%d error queue entries read beside %d sends; %d met another datagram's error, %d failed", read, sent, s.foreign.Load(), failed)
+	t.Logf("%d error queue entries read beside %d sends; %d failed", read, sent, failed)
 	if read < closedCount/2 {
 		t.Fatalf("%d error queue entries read of %d closed ports: the test raced too little", read, closedCount)
 	}
